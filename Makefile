@@ -1,0 +1,24 @@
+# taxi-serve: `make` alone lists the targets (from the ## comments).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+UV ?= uv
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: help setup train materialize serve test bench lint
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+
+setup: .venv/.synced ## Install the locked Python environment (uv) into .venv
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+lint: setup ## Lint the code with ruff
+	.venv/bin/ruff check .
+
+-include mk/*.mk
