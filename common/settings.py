@@ -1,0 +1,55 @@
+"""Typed settings read from the environment (prefix ``TAXI_``; ``REDIS_URL`` unprefixed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common import paths
+
+
+class Settings(BaseSettings):
+    """Settings shared by every taxi-serve process. Unknown ``TAXI_*`` variables are errors."""
+
+    model_config = SettingsConfigDict(env_prefix="TAXI_", extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "TAXI_REDIS_URL"),
+        description="Redis for Feast's online store and the prediction log; unset = local server")
+    feature_repo: Path = Field(default=paths.FEATURE_REPO, description="Feast repository")
+    artifacts_dir: Path = Field(default=paths.ARTIFACTS, description="datasets, reports")
+    model_tag: str = Field(default="taxi_trip:champion",
+                           description="BentoML model tag to serve; 'champion' = current champion")
+    track: str = Field(default="main", description="rollout track label: main/stable/canary/...")
+    http_port: int = Field(default=3000, ge=1, le=65535)
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
+    max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_env(cls, data: dict) -> dict:
+        # pydantic-settings ignores unknown prefixed variables; a typo must not pass silently.
+        known = {f"TAXI_{name.upper()}" for name in cls.model_fields}
+        unknown = sorted(k for k in os.environ if k.startswith("TAXI_") and k not in known)
+        if unknown:
+            raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
+        return data
+
+
+def feast_connection_string(redis_url: str) -> str:
+    """Translate ``redis://host:port/db`` into Feast's ``host:port,db=N`` connection string."""
+    url = urlparse(redis_url)
+    if url.scheme not in ("redis", "rediss"):
+        raise ValueError(f"REDIS_URL must use redis:// or rediss://, got {redis_url!r}")
+    parts = [f"{url.hostname or 'localhost'}:{url.port or 6379}"]
+    db = (url.path or "/0").lstrip("/") or "0"
+    parts.append(f"db={db}")
+    if url.password:
+        parts.append(f"password={url.password}")
+    if url.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)

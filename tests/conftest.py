@@ -1,0 +1,88 @@
+"""Fixtures shared by every test subject: a real Redis, the bundled real data, a model store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from common.paths import FEATURE_REPO, ROOT, SAMPLE_DIR, ZONES_CSV
+from common.redis_local import LocalRedis
+
+JAN = SAMPLE_DIR / "green_tripdata_2023-01.parquet"
+FEB = SAMPLE_DIR / "green_tripdata_2023-02.parquet"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL when the user set one, else a private server started for this session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = LocalRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def own_redis():
+    """A Redis only this test uses, which it may stop and start (outage tests)."""
+    server = LocalRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_files() -> list[Path]:
+    return [JAN, FEB]
+
+
+@pytest.fixture(scope="session")
+def zones_csv() -> Path:
+    return ZONES_CSV
+
+
+def pytest_configure(config):
+    # Before anything imports bentoml: tests use a private model store, never ~/bentoml.
+    home = Path(tempfile.mkdtemp(prefix="taxi-bentoml-"))
+    os.environ["BENTOML_HOME"] = str(home)
+    config._taxi_bentoml_home = home
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_taxi_bentoml_home", ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def feature_repo(tmp_path_factory) -> Path:
+    """A copy of feature_repo/ whose generated data stays out of the checkout."""
+    repo = tmp_path_factory.mktemp("feature_repo")
+    for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
+        shutil.copy(FEATURE_REPO / name, repo / name)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def prepared(feature_repo, redis_url, tmp_path_factory, sample_files):
+    """The bundled sample ingested, validated, featurized, materialized and joined."""
+    from training.pipeline import prepare
+
+    return prepare(sample_files, ZONES_CSV, feature_repo, redis_url,
+                   tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def trained(prepared):
+    """Both models trained on 2023-01 and evaluated on 2023-02 (the real default config)."""
+    from training.pipeline import train_and_evaluate
+    from training.train import TrainConfig
+
+    return train_and_evaluate(prepared, "2023-02", TrainConfig())

@@ -1,0 +1,1 @@
+"""Offline half of taxi-serve: ingest -> validate -> features -> train -> evaluate -> register."""
