@@ -18,6 +18,15 @@ setup: .venv/.synced ## Install the locked Python environment (uv) into .venv
 	$(UV) sync --frozen
 	@touch $@
 
+train: setup ## Run the offline pipeline on the bundled sample (DATA=... for other files)
+	$(PY) -m training pipeline $(if $(DATA),$(foreach d,$(DATA),--data $(d)),) $(TRAIN_ARGS)
+
+materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
+	$(PY) -m training materialize
+
+test: setup ## Run the whole test suite (installs what it needs first)
+	.venv/bin/pytest $(PYTEST_ARGS)
+
 lint: setup ## Lint the code with ruff
 	.venv/bin/ruff check .
 

@@ -1,0 +1,137 @@
+"""Typer CLI of the offline pipeline: ``python -m training --help``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from common.paths import ARTIFACTS, FEATURE_REPO, SAMPLE_DIR, ZONES_CSV
+from common.redis_local import redis_url_or_local
+
+app = typer.Typer(help="taxi-serve offline pipeline: ingest, validate, features, train.",
+                  no_args_is_help=True, add_completion=False)
+out = Console()
+
+DataOpt = Annotated[list[Path], typer.Option("--data", help="trip files or folders")]
+Month = Annotated[str | None, typer.Option(help="YYYY-MM")]
+
+
+def _month(value: str | None, name: str) -> str | None:
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        return str(pd.Period(value, freq="M"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a month like 2023-02", param_hint=name)
+
+
+@app.command()
+def validate(data: DataOpt = [SAMPLE_DIR], out_dir: Path = ARTIFACTS / "validation") -> None:
+    """Validate trip files: write the quarantine (with reasons) and print the rule summary."""
+    import pandas as pd
+
+    from training.data import read_trips
+    from training.pipeline import discover
+    from training.validate import validate as run
+
+    files = discover(data)
+    result = run(pd.concat([read_trips(f) for f in files], ignore_index=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2))
+    out.print_json(data={k: v for k, v in result.summary.items() if k != "rules"})
+
+
+@app.command()
+def download(months: Annotated[list[str], typer.Argument(help="months, e.g. 2023-01")],
+             taxi: str = "green", cache_dir: Path = Path("data/cache"),
+             base_url: Annotated[str | None, typer.Option(help="TLC mirror")] = None) -> None:
+    """Download TLC monthly trip files (cached: a file already present is not fetched)."""
+    from training.data import TLC_BASE_URL, download_month
+
+    for month in months:
+        path = download_month(taxi, _month(month, "months"), cache_dir, base_url or TLC_BASE_URL)
+        out.print(f"{path}")
+
+
+@app.command()
+def pipeline(data: DataOpt = [SAMPLE_DIR],
+             eval_month: Month = None, train_from: Month = None,
+             feature_repo: Path = FEATURE_REPO, zones: Path = ZONES_CSV,
+             out_dir: Path = ARTIFACTS,
+             register: Annotated[bool, typer.Option(help="save to the BentoML store")] = True,
+             tolerance: Annotated[float, typer.Option(help="gate: allowed MAE worsening")] = 0.0,
+             ) -> None:
+    """Run ingest -> validate -> features -> Feast -> train -> evaluate -> register."""
+    from training.evaluate import markdown, table
+    from training.pipeline import discover, prepare, train_and_evaluate
+    from training.register import gate, save_model, set_champion
+    from training.train import TrainConfig
+
+    start = time.monotonic()
+    eval_month, train_from = _month(eval_month, "--eval-month"), _month(train_from, "--train-from")
+    files = discover(data)
+    cfg = TrainConfig()
+    with redis_url_or_local() as redis_url:
+        prep = prepare(files, zones, feature_repo, redis_url, out_dir)
+    trained = train_and_evaluate(prep, eval_month, cfg, train_from=train_from)
+    out.print(table(trained["evaluation"], f"evaluation on {trained['window']['eval_month']} "
+                    f"(trained on {', '.join(trained['window']['train_months'])})"))
+    report = {"dataset_version": prep.version, "window": trained["window"],
+              "validation": {k: v for k, v in prep.validation_summary.items() if k != "rules"},
+              "evaluation": trained["evaluation"], "fit": trained["fit"]}
+    reports = out_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    if register:
+        tag = save_model(trained, prep, cfg.as_dict(), zones)
+        promote, reason = gate(tag, trained["test"], tolerance)
+        if promote:
+            set_champion(tag, reason)
+        out.print(f"model {tag}: {'CHAMPION' if promote else 'candidate only'} - {reason}")
+        report |= {"tag": tag, "champion": promote, "gate": reason}
+    name = report.get("tag", prep.version).replace(":", "_")
+    (reports / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
+    (reports / f"{name}.md").write_text(markdown(trained["evaluation"]) + "\n")
+    out.print(f"report: {reports / name}.json; pipeline took {time.monotonic() - start:.1f} s")
+
+
+@app.command()
+def materialize(feature_repo: Path = FEATURE_REPO) -> None:
+    """Apply the Feast repo and load the newest features into Redis (REDIS_URL required)."""
+    import os
+
+    from training import store
+
+    if not os.environ.get("REDIS_URL"):
+        raise typer.BadParameter("set REDIS_URL: materializing into a throwaway Redis is "
+                                 "pointless", param_hint="REDIS_URL")
+    if not (store.data_dir(feature_repo) / "route_stats.parquet").exists():
+        raise typer.BadParameter(f"no feature tables in {store.data_dir(feature_repo)}: run "
+                                 "`python -m training pipeline` first", param_hint="--feature-repo")
+    fs = store.open_store(feature_repo, os.environ["REDIS_URL"])
+    names = store.apply(fs)
+    store.materialize(fs)
+    out.print(f"applied {len(names)} objects and materialized to {os.environ['REDIS_URL']}")
+
+
+@app.command()
+def champion() -> None:
+    """Show the current champion model and the promotion history."""
+    from training.register import champion_file
+
+    path = champion_file()
+    if not path.exists():
+        out.print("no champion yet")
+        raise typer.Exit(1)
+    out.print_json(path.read_text())
+
+
+if __name__ == "__main__":
+    app()
