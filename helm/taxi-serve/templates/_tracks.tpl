@@ -27,8 +27,8 @@ role (what the track is for: main, stable, canary, active, idle).
 {{- range $color := list "blue" "green" }}
 {{- $spec := get $bg $color }}
 {{- $active := eq $color $bg.activeColor }}
-{{- $idleScaled := and (not $active) (not (kindIs "invalid" $bg.idleReplicas)) }}
-{{- $replicas := ternary $bg.idleReplicas $v.replicaCount $idleScaled }}
+{{- $idleScaled := and (not $active) $bg.scaleDownIdle }}
+{{- $replicas := ternary 0 $v.replicaCount $idleScaled }}
 {{- $tracks = append $tracks (dict "name" $color "role" (ternary "active" "idle" $active) "modelTag" $spec.modelTag "imageTag" (default $v.image.tag $spec.imageTag) "replicas" $replicas "autoscale" (and $v.autoscaling.enabled (not $idleScaled))) }}
 {{- end }}
 {{- end }}
