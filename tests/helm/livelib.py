@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from chartlib import CHART, REPO, run, tool, tool_env
+from chartlib import REPO, run, tool, tool_env
 
 # label -> seconds, printed in the terminal summary (see conftest.pytest_terminal_summary).
 TIMINGS: dict[str, float] = {}
@@ -33,10 +33,10 @@ class Kube:
     def get(self, namespace: str, *what: str) -> dict:
         return json.loads(self.kubectl("-n", namespace, "get", *what, "-o", "json").stdout)
 
-    def sh(self, script: str, env: dict) -> subprocess.CompletedProcess:
+    def sh(self, script: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
         """Run a shell snippet (from docs/operations.md) exactly as an operator would."""
         return run(["bash", "-euo", "pipefail", "-c", script], env={**self.env, **env},
-                   timeout=300)
+                   timeout=300, check=check)
 
     def timed(self, label: str, fn, *args, **kwargs):
         started = time.monotonic()
@@ -86,6 +86,15 @@ def doc_steps() -> dict[str, str]:
     return steps
 
 
-def chart_ref() -> str:
-    """The chart path as operations.md spells it (commands run from the repository root)."""
-    return str(CHART.relative_to(REPO))
+def step_script(step_id: str) -> str:
+    steps = doc_steps()
+    return steps["env"] + "\n" + steps[step_id]
+
+
+def run_step(kube: Kube, step_id: str, namespace: str, release: str = "taxi-serve",
+             label: str | None = None) -> str:
+    """Run one block of operations.md verbatim (after the `env` block); time it."""
+    started = time.monotonic()
+    proc = kube.sh(step_script(step_id), {"NS": namespace, "RELEASE": release})
+    kube.timings[label or step_id] = time.monotonic() - started
+    return proc.stdout

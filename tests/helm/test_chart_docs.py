@@ -24,7 +24,9 @@ def test_operations_md_has_the_required_procedures():
 def test_every_step_of_operations_md_is_run_by_a_live_test():
     used = set()
     for path in HERE.glob("test_live_*.py"):
-        used |= set(re.findall(r'run_step\([^,]+,\s*"([a-z0-9-]+)"', path.read_text()))
+        text = path.read_text()
+        used |= set(re.findall(r'run_step\([^,]+,\s*"([a-z0-9-]+)"', text))
+        used |= set(re.findall(r'step_script\("([a-z0-9-]+)"\)', text))
     missing = set(doc_steps()) - used - {"env"}  # "env" is run before every step
     assert not missing, f"operations.md steps no live test runs: {sorted(missing)}"
     unknown = used - set(doc_steps())
