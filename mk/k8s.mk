@@ -71,9 +71,12 @@ k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from De
 	# The vendored reflect2 1.0.1 breaks on Go >= 1.18; Debian's 1.0.2 fixes it.
 	rm -rf $(K8S_SRC)/tree/vendor/github.com/modern-go/reflect2 && \
 	  cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 $(K8S_SRC)/tree/vendor/github.com/modern-go/reflect2
-	cd $(K8S_SRC)/tree && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+	# Without git metadata the binaries would report v0.0.0, which fails the chart's kubeVersion.
+	printf "KUBE_GIT_VERSION='v1.20.2'\nKUBE_GIT_MAJOR='1'\nKUBE_GIT_MINOR='20'\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'\n" > $(K8S_SRC)/version.env
+	cd $(K8S_SRC)/tree && KUBE_GIT_VERSION_FILE=$(K8S_SRC)/version.env make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
 	mkdir -p $(K8S_BIN)
-	install -m 0755 $(K8S_SRC)/tree/_output/bin/kube-apiserver $(K8S_SRC)/tree/_output/bin/kube-controller-manager $(K8S_BIN)/
+	for b in kube-apiserver kube-controller-manager; do \
+	  install -m 0755 "$$(find $(K8S_SRC)/tree/_output -type f -name $$b | head -n 1)" $(K8S_BIN)/$$b; done
 
 cluster-up: k8s-tools ## Start a local control plane (etcd, kube-apiserver, controller-manager, node simulator); kubeconfig in .cluster/kubeconfig
 	$(PY) cluster/controlplane.py up
