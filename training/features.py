@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from training.model import ZoneGeo, request_columns
 
 FEATURE_SET_VERSION = "1"
 TIMESTAMP = "event_timestamp"
@@ -140,38 +141,18 @@ def write_feature_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> dic
     return paths
 
 
-def model_inputs(trips: pd.DataFrame, zones: pd.DataFrame) -> pd.DataFrame:
-    """Request-time inputs of a trip (what the ride app sends) plus static zone geometry."""
-    out = pd.DataFrame(index=trips.index)
-    local = trips["pickup_local"]
-    out["pickup_zone_id"] = trips["pickup_zone_id"].astype("int64")
-    out["dropoff_zone_id"] = trips["dropoff_zone_id"].astype("int64")
-    out["hour"] = local.dt.hour.astype("int64")
-    out["weekday"] = local.dt.dayofweek.astype("int64")
-    out["minute_of_day"] = (local.dt.hour * 60 + local.dt.minute).astype("int64")
-    out["passenger_count"] = trips["passenger_count"].astype("float64")
-    out["trip_distance"] = trips["trip_distance"].astype("float64")
-    geo = zones.set_index("LocationID")[["lat", "lon", "borough_code"]]
-    pu = geo.reindex(out["pickup_zone_id"]).to_numpy()
-    do = geo.reindex(out["dropoff_zone_id"]).to_numpy()
-    out["pickup_borough"], out["dropoff_borough"] = pu[:, 2], do[:, 2]
-    out["centroid_miles"] = haversine_miles(pu[:, 0], pu[:, 1], do[:, 0], do[:, 1])
-    return out
-
-
-def haversine_miles(lat1, lon1, lat2, lon2):
-    """Great-circle distance in miles between zone centroids (NaN when a zone has no shape)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype="float64"))
-                              for v in (lat1, lon1, lat2, lon2))
-    a = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 3958.8 * 2 * np.arcsin(np.sqrt(a))
-
-
 def load_zones(path: Path) -> pd.DataFrame:
     """Read zones.csv ("N/A" is a real zone name there, so no NA parsing)."""
     zones = pd.read_csv(path, keep_default_na=False)
     zones["lat"] = pd.to_numeric(zones["lat"], errors="coerce")
     zones["lon"] = pd.to_numeric(zones["lon"], errors="coerce")
-    zones["borough_code"] = zones["Borough"].astype("category").cat.codes.astype("float64")
     return zones
+
+
+def model_inputs(trips: pd.DataFrame, geo: ZoneGeo) -> pd.DataFrame:
+    """Request-time inputs of each trip (what the ride app would have sent)."""
+    local = trips["pickup_local"]
+    cols = request_columns(geo, trips["pickup_zone_id"], trips["dropoff_zone_id"],
+                           local.dt.hour, local.dt.dayofweek, local.dt.minute,
+                           trips["passenger_count"], trips["trip_distance"])
+    return pd.DataFrame(cols, index=trips.index)

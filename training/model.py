@@ -1,10 +1,14 @@
 """The model's view of a trip: the feature matrix both training and serving build.
 
-One function turns request inputs plus Feast features into the columns the LightGBM boosters
-were trained on, so offline evaluation and online predictions cannot disagree on preprocessing.
+The same functions turn request inputs plus Feast features into the columns the LightGBM
+boosters were trained on, for a 100k-row training frame and for a single online request alike
+(they work on a mapping of column name -> numpy array), so offline evaluation and online
+predictions cannot disagree on preprocessing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,46 +20,103 @@ CATEGORICAL = ["pickup_zone_id", "dropoff_zone_id", "pickup_borough", "dropoff_b
 REQUEST_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "minute_of_day",
                    "passenger_count", "trip_distance", "pickup_borough", "dropoff_borough",
                    "centroid_miles"]
-# What the ride app may omit, and what a missing feature row means: unknown (NaN).
 DERIVED = ["eff_distance", "eta_from_speed_s", "fare_from_per_mile"]
+DETOUR_FACTOR = 1.3  # street distance / straight-line distance between centroids, typical
 
 
-def _first_present(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    out = pd.Series(np.nan, index=frame.index, dtype="float64")
-    for col in columns:
-        if col in frame:
-            out = out.fillna(frame[col].astype("float64"))
+class ZoneGeo:
+    """Static zone attributes by LocationID: centroid and borough code (NaN when unknown)."""
+
+    def __init__(self, zones: pd.DataFrame):
+        size = int(zones["LocationID"].max()) + 1
+        self.lat, self.lon, self.borough = (np.full(size, np.nan) for _ in range(3))
+        ids = zones["LocationID"].to_numpy()
+        self.lat[ids] = pd.to_numeric(zones["lat"], errors="coerce")
+        self.lon[ids] = pd.to_numeric(zones["lon"], errors="coerce")
+        self.borough[ids] = zones["Borough"].astype("category").cat.codes.astype("float64")
+        self.borough_names = dict(zip(zones["LocationID"], zones["Borough"]))
+
+
+def haversine_miles(lat1, lon1, lat2, lon2):
+    """Great-circle distance in miles (NaN when a zone has no shape)."""
+    lat1, lon1, lat2, lon2 = (np.radians(v) for v in (lat1, lon1, lat2, lon2))
+    a = (np.sin((lat2 - lat1) / 2) ** 2
+         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
+    return 3958.8 * 2 * np.arcsin(np.sqrt(a))
+
+
+def request_columns(geo: ZoneGeo, pickup_zone_id, dropoff_zone_id, hour, weekday, minute,
+                    passenger_count, trip_distance) -> dict[str, np.ndarray]:
+    """What the ride app sends (local pickup time already split) plus static zone geometry."""
+    pu = np.asarray(pickup_zone_id, dtype="int64")
+    do = np.asarray(dropoff_zone_id, dtype="int64")
+    hour = np.asarray(hour, dtype="float64")
+    return {
+        "pickup_zone_id": pu.astype("float64"), "dropoff_zone_id": do.astype("float64"),
+        "hour": hour, "weekday": np.asarray(weekday, dtype="float64"),
+        "minute_of_day": hour * 60 + np.asarray(minute, dtype="float64"),
+        "passenger_count": np.asarray(passenger_count, dtype="float64"),
+        "trip_distance": np.asarray(trip_distance, dtype="float64"),
+        "pickup_borough": geo.borough[pu], "dropoff_borough": geo.borough[do],
+        "centroid_miles": haversine_miles(geo.lat[pu], geo.lon[pu], geo.lat[do], geo.lon[do]),
+    }
+
+
+def _first_present(cols: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    for name in names:
+        if name in cols:
+            out = np.where(np.isnan(out), np.asarray(cols[name], dtype="float64"), out)
     return out
 
 
-def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    """Physics-shaped features trees cannot build themselves (products and ratios).
+def derive(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add physics-shaped features trees cannot build themselves (products and ratios).
 
     ``eff_distance`` is the route distance when the app sent it, else the route's median,
-    else the centroid distance scaled by a typical street-grid detour factor.
+    else the centroid distance times a typical detour factor.
     """
-    out = frame
-    route_median = _first_present(out, ["route_stats__r_distance_median"])
-    out["eff_distance"] = out["trip_distance"].astype("float64").fillna(route_median).fillna(
-        out["centroid_miles"] * 1.3)
-    speed = _first_present(out, ["pickup_traffic__zh_speed_median",
-                                 "pickup_zone__z_speed_median"])
-    out["eta_from_speed_s"] = out["eff_distance"] / speed.where(speed > 0) * 3600.0
-    per_mile = _first_present(out, ["pickup_traffic__zh_fare_per_mile_median",
-                                    "pickup_zone__z_fare_per_mile_median",
-                                    "dropoff_zone__z_fare_per_mile_median"])
-    out["fare_from_per_mile"] = out["eff_distance"] * per_mile
+    n = len(cols["trip_distance"])
+    eff = _first_present(cols, ["trip_distance", "route_stats__r_distance_median"], n)
+    eff = np.where(np.isnan(eff), cols["centroid_miles"] * DETOUR_FACTOR, eff)
+    speed = _first_present(cols, ["pickup_traffic__zh_speed_median",
+                                  "pickup_zone__z_speed_median"], n)
+    per_mile = _first_present(cols, ["pickup_traffic__zh_fare_per_mile_median",
+                                     "pickup_zone__z_fare_per_mile_median",
+                                     "dropoff_zone__z_fare_per_mile_median"], n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(speed > 0, eff / speed * 3600.0, np.nan)
+    cols["eff_distance"], cols["eta_from_speed_s"] = eff, eta
+    cols["fare_from_per_mile"] = eff * per_mile
+    return cols
+
+
+def matrix(cols: Mapping[str, np.ndarray], columns: list[str], n: int) -> np.ndarray:
+    """An n x len(columns) float64 matrix in the booster's column order (absent -> NaN)."""
+    out = np.full((n, len(columns)), np.nan)
+    for j, name in enumerate(columns):
+        if name in cols:
+            out[:, j] = cols[name]
     return out
 
 
-def feature_matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Select ``columns`` in order (missing ones as NaN), typed for LightGBM."""
-    out = pd.DataFrame(index=frame.index)
-    for col in columns:
-        out[col] = frame[col].astype("float64") if col in frame else np.nan
-    return out
+def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A training/evaluation frame as the column mapping ``derive`` and ``matrix`` take."""
+    return {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in frame.columns
+            if pd.api.types.is_numeric_dtype(frame[c])}
 
 
 def feature_columns(feast_columns: list[str]) -> list[str]:
     """The ordered model input columns given a feature service's Feast column names."""
     return [*REQUEST_COLUMNS, *feast_columns, *DERIVED]
+
+
+def predict_all(boosters: dict, columns: dict[str, list[str]], cols: Mapping, n: int) -> dict:
+    """Both targets for derived columns of n trips. One thread per call: a single-row predict
+    on the default thread pool has 8-12 ms p99 spikes (DESIGN.md measurements)."""
+    return {t: boosters[t].predict(matrix(cols, columns[t], n), num_threads=1) for t in TARGETS}
+
+
+def predict_frame(boosters: dict, columns: dict[str, list[str]], frame: pd.DataFrame) -> dict:
+    """``predict_all`` for a frame of trips with request inputs and Feast features."""
+    return predict_all(boosters, columns, derive(frame_columns(frame)), len(frame))

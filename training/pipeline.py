@@ -8,10 +8,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from rich.console import Console
+
+from common.paths import ZONES_CSV
 from rich.progress import track
 
 from training import store as feast_store
@@ -19,9 +20,9 @@ from training.data import file_digest, month_of, read_trips
 from training.evaluate import report
 from training.features import (FeatureConfig, add_trip_columns, compute_feature_tables,
                                load_zones, model_inputs, write_feature_tables)
-from training.model import SERVICE_OF, TARGETS, add_derived, feature_columns, feature_matrix
-from training.train import (LABEL, PLAIN_COLUMNS, TrainConfig, fit_lightgbm, fit_plain_lightgbm,
-                            fit_sklearn_baseline)
+from training.model import SERVICE_OF, TARGETS, ZoneGeo, feature_columns, predict_frame
+from training.train import (LABEL, PLAIN_COLUMNS, TrainConfig, design, fit_lightgbm,
+                            fit_plain_lightgbm, fit_sklearn_baseline)
 from training.validate import RULES_VERSION, validate
 
 console = Console(stderr=True)
@@ -90,9 +91,8 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
     console.log(f"features: {', '.join(f'{k}={len(v)}' for k, v in tables.items())} rows")
 
     trips = add_trip_columns(result.clean).reset_index(drop=True)
-    trips = pd.concat([trips, model_inputs(trips, load_zones(zones_csv))
-                       .drop(columns=["pickup_zone_id", "dropoff_zone_id", "passenger_count",
-                                      "trip_distance"])], axis=1)
+    inputs = model_inputs(trips, ZoneGeo(load_zones(zones_csv)))
+    trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
     entity = trips[["pickup_zone_id", "dropoff_zone_id", "hour_of_week", "route_id"]].copy()
     entity["event_timestamp"] = trips["pickup_utc"].astype("datetime64[us, UTC]")
     entity["trip_idx"] = np.arange(len(trips))
@@ -118,13 +118,6 @@ def split_by_month(trips: pd.DataFrame, eval_month: str | None):
     return train, test, eval_month
 
 
-def predict(boosters: dict[str, lgb.Booster], columns: dict[str, list[str]],
-            frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Both targets' predictions for a frame that already holds the derived columns."""
-    return {t: boosters[t].predict(feature_matrix(frame, columns[t]), num_threads=1)
-            for t in TARGETS}
-
-
 def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig,
                        train_from: str | None = None) -> dict:
     """Fit both targets, then evaluate them (with and without distance) and the baselines."""
@@ -132,15 +125,14 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
     if train_from:
         train = train[train["pickup_local"].dt.to_period("M").astype(str) >= train_from]
     columns = {t: feature_columns(prep.feast_columns[t]) for t in TARGETS}
+    geo = ZoneGeo(load_zones(ZONES_CSV))
     boosters, fit_info = {}, {}
     for target in track(TARGETS, description="train", console=console):
         boosters[target], fit_info[target] = fit_lightgbm(train, columns[target], target, tcfg)
 
-    with_dist = add_derived(test.copy())
-    without = test.copy()
-    without["trip_distance"] = np.nan
-    without = add_derived(without)
-    ours, blind = predict(boosters, columns, with_dist), predict(boosters, columns, without)
+    without = test.assign(trip_distance=np.nan)
+    ours = predict_frame(boosters, columns, test)
+    blind = predict_frame(boosters, columns, without)
     evaluation = {}
     for target in TARGETS:
         plain = fit_plain_lightgbm(train, target, tcfg)
@@ -148,20 +140,13 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
         preds = {
             "lightgbm+features": ours[target],
             "lightgbm+features, no distance": blind[target],
-            "plain lightgbm (5 cols)": plain.predict(feature_matrix(test, PLAIN_COLUMNS)),
+            "plain lightgbm (5 cols)": plain.predict(design(test, PLAIN_COLUMNS)),
             "sklearn ridge baseline": ridge.predict(test),
         }
-        borough = test["pickup_zone_id"].map(_borough_names())
+        borough = test["pickup_zone_id"].map(geo.borough_names)
         evaluation[target] = report(test, preds, target, LABEL[target], borough)
     months = prep.trips["pickup_local"].dt.to_period("M").astype(str)
     window = {"train_months": sorted(train["pickup_local"].dt.to_period("M").astype(str).unique()),
               "eval_month": eval_month, "all_months": sorted(months.unique())}
     return {"boosters": boosters, "columns": columns, "fit": fit_info,
-            "evaluation": evaluation, "window": window, "test": with_dist}
-
-
-def _borough_names() -> dict:
-    from common.paths import ZONES_CSV
-
-    zones = load_zones(ZONES_CSV)
-    return dict(zip(zones["LocationID"], zones["Borough"]))
+            "evaluation": evaluation, "window": window, "test": test}

@@ -24,7 +24,8 @@ import pandas as pd
 
 from training.evaluate import metrics
 from training.features import TIMESTAMP
-from training.model import SERVICE_OF, TARGETS, feature_matrix
+from training.model import SERVICE_OF, TARGETS, predict_frame
+from training.train import design
 from training.train import LABEL
 
 MODEL_NAME = "taxi_trip"
@@ -88,9 +89,8 @@ class Bundle:
     path: Path
 
     def predict(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Predictions for a frame holding request inputs, features and derived columns."""
-        return {t: self.boosters[t].predict(feature_matrix(frame, self.columns[t]),
-                                            num_threads=1) for t in TARGETS}
+        """Predictions for a frame holding request inputs and Feast features."""
+        return predict_frame(self.boosters, self.columns, frame)
 
 
 def load_bundle(tag: str) -> Bundle:
@@ -140,10 +140,10 @@ def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
         shutil.copy(zones_csv, path / "zones.csv")
         cols = sorted({c for cs in trained["columns"].values() for c in cs})
         sample = test.sample(min(REFERENCE_ROWS, len(test)), random_state=0)
-        reference = feature_matrix(sample, cols)
-        for target, booster in trained["boosters"].items():
-            reference[f"pred_{target}"] = booster.predict(
-                feature_matrix(sample, trained["columns"][target]), num_threads=1)
+        reference = design(sample, cols)
+        preds = predict_frame(trained["boosters"], trained["columns"], sample)
+        for target, pred in preds.items():
+            reference[f"pred_{target}"] = pred
         reference.to_parquet(path / "reference.parquet", index=False)
         tag = str(model.tag)
     return tag

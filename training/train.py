@@ -18,7 +18,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from training.model import CATEGORICAL, add_derived, feature_matrix
+from training.model import CATEGORICAL, derive, frame_columns, matrix
 
 LABEL = {"duration": "duration_s", "fare": "fare_amount"}
 PLAIN_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "trip_distance"]
@@ -33,6 +33,7 @@ class TrainConfig:
     n_estimators: int = 1500
     min_child_samples: int = 20
     feature_fraction: float = 0.8
+    bagging_fraction: float = 0.7  # row subsampling: faster and a little more robust
     objective: str = "huber"
     huber_alpha: dict = field(default_factory=lambda: {"duration": 300.0, "fare": 3.0})
     early_stopping_rounds: int = 50
@@ -46,6 +47,7 @@ class TrainConfig:
                 "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
                 "min_child_samples": self.min_child_samples, "metric": "l1",
                 "feature_fraction": self.feature_fraction, "feature_fraction_seed": self.seed,
+                "bagging_fraction": self.bagging_fraction, "bagging_freq": 1,
                 "bagging_seed": self.seed, "seed": self.seed, "num_threads": self.num_threads,
                 "verbosity": -1, "max_cat_to_onehot": 8, "cat_smooth": 20.0}
 
@@ -57,8 +59,13 @@ def with_and_without_distance(frame: pd.DataFrame) -> pd.DataFrame:
     """Stack the trips with their distance and again with it unknown."""
     blind = frame.copy()
     blind["trip_distance"] = np.nan
-    both = pd.concat([frame, blind], ignore_index=True)
-    return add_derived(both)
+    return pd.concat([frame, blind], ignore_index=True)
+
+
+def design(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The booster's input matrix for a frame (same code path as serving)."""
+    return pd.DataFrame(matrix(derive(frame_columns(frame)), columns, len(frame)),
+                        columns=columns)
 
 
 def recency_weights(pickup_utc: pd.Series, half_life_days: float) -> np.ndarray:
@@ -75,10 +82,10 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
     fit, hold = frame[frame["pickup_utc"] < cut], frame[frame["pickup_utc"] >= cut]
     fit, hold = with_and_without_distance(fit), with_and_without_distance(hold)
     cats = [c for c in CATEGORICAL if c in columns]
-    dtrain = lgb.Dataset(feature_matrix(fit, columns), label=fit[LABEL[target]],
+    dtrain = lgb.Dataset(design(fit, columns), label=fit[LABEL[target]],
                          weight=recency_weights(fit["pickup_utc"], cfg.half_life_days),
                          categorical_feature=cats, free_raw_data=False)
-    dvalid = lgb.Dataset(feature_matrix(hold, columns), label=hold[LABEL[target]],
+    dvalid = lgb.Dataset(design(hold, columns), label=hold[LABEL[target]],
                          categorical_feature=cats, reference=dtrain)
     booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,
                         valid_sets=[dvalid],
@@ -92,7 +99,7 @@ def fit_plain_lightgbm(frame: pd.DataFrame, target: str, cfg: TrainConfig) -> lg
     """The reference a user writes first: zones, hour, weekday, distance; no features."""
     params = {"objective": "regression", "num_threads": cfg.num_threads, "verbosity": -1,
               "seed": cfg.seed}
-    data = lgb.Dataset(feature_matrix(frame, PLAIN_COLUMNS), label=frame[LABEL[target]],
+    data = lgb.Dataset(design(frame, PLAIN_COLUMNS), label=frame[LABEL[target]],
                        categorical_feature=["pickup_zone_id", "dropoff_zone_id"])
     return lgb.train(params, data, num_boost_round=300)
 

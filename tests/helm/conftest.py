@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,11 +38,10 @@ def helm_bin() -> str:
 @pytest.fixture(scope="session")
 def cluster(helm_bin) -> Kube:
     """A live API server: the user's KUBECONFIG, or a local control plane for this session."""
-    for name in ("kubectl",):
-        try:
-            tool(name)
-        except FileNotFoundError as exc:
-            pytest.fail(str(exc))
+    try:
+        tool("kubectl")
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
     user_config = os.environ.get("KUBECONFIG")
     if user_config:
         yield Kube(Path(user_config), managed=False)
@@ -83,7 +83,7 @@ def crd_stubs(cluster: Kube) -> None:
 @pytest.fixture
 def namespace(cluster: Kube, request) -> str:
     """A fresh namespace per test, deleted afterwards (without waiting)."""
-    base = request.node.name.lower().replace("_", "-")[:30].strip("-")
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:30].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     yield name
