@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV ?= uv
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup train materialize serve test bench lint
+.PHONY: help setup train materialize serve test bench lint proto
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -26,6 +26,9 @@ materialize: setup ## Apply the Feast repo and materialize features into $$REDIS
 
 test: setup ## Run the whole test suite (installs what it needs first)
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+proto: setup ## Regenerate the gRPC Python code from proto/taxi/v1/taxi.proto
+	.venv/bin/python -m service.protogen
 
 lint: setup ## Lint the code with ruff
 	.venv/bin/ruff check .

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
+    workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
+    redis_timeout_ms: float = Field(default=50.0, gt=0, le=5000,
+                                    description="per-request Redis budget before falling back")
 
     @model_validator(mode="before")
     @classmethod

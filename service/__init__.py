@@ -1,0 +1,1 @@
+"""taxi-serve prediction service: BentoML over HTTP, grpc.aio beside it, one predictor."""

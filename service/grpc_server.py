@@ -1,0 +1,112 @@
+"""gRPC beside BentoML (DESIGN.md decision 2): a grpc.aio server in the service's own event
+loop, sharing the loaded predictor, with the standard health service and reflection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
+
+from service import metrics
+from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
+from service.http_app import describe, error_details
+from service.predictor import Predictor
+from service.schemas import Prediction, TripRequest
+
+log = logging.getLogger("taxi.grpc")
+SERVICE_NAME = taxi_pb2.DESCRIPTOR.services_by_name["TripPredictor"].full_name
+
+
+def to_trip(msg: taxi_pb2.PredictRequest, prefix: str = "") -> dict:
+    """A proto request as the JSON contract's fields (absent optionals stay absent)."""
+    trip = {"pickup_zone_id": msg.pickup_zone_id, "dropoff_zone_id": msg.dropoff_zone_id,
+            "pickup_datetime": msg.pickup_datetime}
+    if msg.HasField("passenger_count"):
+        trip["passenger_count"] = msg.passenger_count
+    if msg.HasField("trip_distance_miles"):
+        trip["trip_distance_miles"] = msg.trip_distance_miles
+    if msg.request_id:
+        trip["request_id"] = msg.request_id
+    return trip
+
+
+def to_proto(p: Prediction) -> taxi_pb2.Prediction:
+    return taxi_pb2.Prediction(request_id=p.request_id, duration_seconds=p.duration_seconds,
+                               fare_usd=p.fare_usd, model_version=p.model_version,
+                               track=p.track, degraded=p.degraded)
+
+
+class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
+    """Validates with the same pydantic rules as HTTP and calls the same predictor."""
+
+    def __init__(self, get_predictor: Callable[[], Predictor], max_batch: int):
+        self.get_predictor, self.max_batch = get_predictor, max_batch
+
+    async def _observe(self, endpoint: str, start: float, code: grpc.StatusCode) -> None:
+        labels = dict(protocol="grpc", endpoint=endpoint,
+                      status="ok" if code == grpc.StatusCode.OK else code.name.lower(),
+                      **self.get_predictor().labels)
+        metrics.REQUEST_LATENCY.labels(**labels).observe(time.perf_counter() - start)
+        metrics.REQUESTS.labels(**labels).inc()
+
+    async def Predict(self, request, context):  # noqa: N802 - gRPC method name
+        start = time.perf_counter()
+        try:
+            trip = TripRequest.model_validate(to_trip(request))
+        except ValidationError as exc:
+            await self._observe("Predict", start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                describe(error_details(exc.errors())))
+        result = (await self.get_predictor().predict([trip]))[0]
+        await self._observe("Predict", start, grpc.StatusCode.OK)
+        return to_proto(result)
+
+    async def PredictBatch(self, request, context):  # noqa: N802 - gRPC method name
+        start = time.perf_counter()
+        if not request.trips:
+            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trips: at least one trip")
+        if len(request.trips) > self.max_batch:
+            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"trips: at most {self.max_batch} trips per batch "
+                                f"(got {len(request.trips)})")
+        trips, details = [], []
+        for i, msg in enumerate(request.trips):
+            try:
+                trips.append(TripRequest.model_validate(to_trip(msg)))
+            except ValidationError as exc:
+                details += [{"field": f"trips.{i}.{d['field']}", "rule": d["rule"]}
+                            for d in error_details(exc.errors())]
+        if details:
+            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(details))
+        results = await self.get_predictor().predict(trips)
+        await self._observe("PredictBatch", start, grpc.StatusCode.OK)
+        return taxi_pb2.PredictBatchResponse(predictions=[to_proto(p) for p in results])
+
+
+async def start(get_predictor: Callable[[], Predictor], port: int, max_batch: int,
+                host: str = "0.0.0.0") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """Start serving on ``host:port`` (SO_REUSEPORT: every BentoML worker can bind it)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
+                                      ("grpc.max_receive_message_length", 16 << 20)])
+    taxi_pb2_grpc.add_TripPredictorServicer_to_server(
+        TripPredictorServicer(get_predictor, max_batch), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"gRPC could not bind {host}:{port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC TripPredictor serving on %s:%d", host, bound)
+    return server, health_servicer

@@ -1,0 +1,96 @@
+"""The one prediction code path behind HTTP and gRPC: validate -> features -> both models."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from service import metrics
+from service.online_features import OnlineFeatures
+from service.schemas import Prediction, TripRequest
+from training.model import ZoneGeo, derive, predict_all, request_columns
+from training.register import Bundle, load_bundle
+
+log = logging.getLogger("taxi.predictor")
+NY = ZoneInfo("America/New_York")
+FEATURES_UNAVAILABLE = "features_unavailable"
+
+
+class ModelMismatch(RuntimeError):
+    """The model's metadata does not match the feature services this service serves."""
+
+
+def local_time(value: str) -> datetime:
+    """New York wall-clock time of an ISO 8601 string (naive = already New York local).
+
+    Only the local calendar (hour, weekday, minute) matters to the models, so naive times on
+    DST days, even the skipped 02:xx hour, need no conversion and cannot fail.
+    """
+    parsed = datetime.fromisoformat(value)
+    return parsed.astimezone(NY) if parsed.tzinfo else parsed
+
+
+class Predictor:
+    """Loaded models + online feature client; safe to share between HTTP and gRPC."""
+
+    def __init__(self, bundle: Bundle, redis_url: str, track: str, timeout_s: float = 0.05):
+        expected = {"duration": "duration_v1", "fare": "fare_v1"}
+        services = bundle.metadata.get("feature_services")
+        if services != expected:
+            raise ModelMismatch(f"model {bundle.tag} was trained on feature services "
+                                f"{services}, this service serves {expected}")
+        self.bundle, self.track = bundle, track
+        self.version = bundle.tag.split(":", 1)[1]
+        self.geo = ZoneGeo(bundle.zones)
+        feast_cols = sorted({c for cols in bundle.columns.values() for c in cols if "__" in c})
+        self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
+        self.labels = {"model_version": self.version, "track": track}
+
+    @classmethod
+    def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05) -> "Predictor":
+        """Load a model version from the BentoML store (``taxi_trip:champion`` resolves)."""
+        return cls(load_bundle(tag), redis_url, track, timeout_s)
+
+    async def predict(self, trips: list[TripRequest]) -> list[Prediction]:
+        """Answer every trip, in order. Never raises for Redis trouble: it degrades."""
+        n = len(trips)
+        local = [local_time(t.pickup_datetime) for t in trips]
+        keys = [(t.pickup_zone_id, t.dropoff_zone_id, lt.weekday() * 24 + lt.hour)
+                for t, lt in zip(trips, local)]
+        start = time.perf_counter()
+        rows, online = await self.features.fetch(keys)
+        metrics.FEATURE_FETCH_LATENCY.labels("redis" if online else "fallback").observe(
+            time.perf_counter() - start)
+        cols = request_columns(
+            self.geo, [k[0] for k in keys], [k[1] for k in keys],
+            [lt.hour for lt in local], [lt.weekday() for lt in local],
+            [lt.minute for lt in local],
+            [np.nan if t.passenger_count is None else t.passenger_count for t in trips],
+            [np.nan if t.trip_distance_miles is None else t.trip_distance_miles for t in trips])
+        for name in self.features.columns:
+            cols[name] = np.fromiter((r.get(name, np.nan) for r in rows), "float64", n)
+        preds = predict_all(self.bundle.boosters, self.bundle.columns, derive(cols), n)
+        degraded = [] if online else [FEATURES_UNAVAILABLE]
+        if not online:
+            metrics.FALLBACKS.labels(**self.labels).inc(n)
+        metrics.TRIPS.labels(**self.labels).inc(n)
+        out = []
+        for i, trip in enumerate(trips):
+            duration = max(float(preds["duration"][i]), 1.0)  # a trip takes time, costs >= 0
+            fare = max(float(preds["fare"][i]), 0.0)
+            metrics.PREDICTED_DURATION.labels(**self.labels).observe(duration)
+            metrics.PREDICTED_FARE.labels(**self.labels).observe(fare)
+            out.append(Prediction(
+                request_id=trip.request_id or uuid.uuid4().hex,
+                duration_seconds=round(duration, 1), fare_usd=round(fare, 2),
+                model_version=self.version, track=self.track, degraded=list(degraded)))
+        return out
+
+    async def ready(self) -> bool:
+        """Models are loaded; features are reachable, or degraded mode answers without them."""
+        return await self.features.ping() or bool(self.features.fallback["route_stats"])
