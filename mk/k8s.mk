@@ -62,8 +62,11 @@ $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager:
 k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from Debian's source package (slow; needs root + apt)
 	apt-get update -qq
 	apt-get install -y -qq golang-go rsync golang-github-modern-go-reflect2-dev dpkg-dev
-	grep -rqs '^deb-src .*bookworm main' /etc/apt/sources.list /etc/apt/sources.list.d/ || \
-	  echo 'deb-src http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/k8s-src.list
+	# A deb-src entry for bookworm main, in the deb822 format (with the same Signed-By as the
+	# image's debian.sources; a one-line entry without it conflicts and breaks apt).
+	grep -rqsE '^(deb-src .*bookworm main|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/ || \
+	  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	    > /etc/apt/sources.list.d/k8s-src.sources
 	apt-get update -qq
 	mkdir -p $(K8S_SRC)
 	cd $(K8S_SRC) && apt-get source --download-only 'kubernetes=$(K8S_DEB_VERSION)' && \
