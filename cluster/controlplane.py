@@ -32,11 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_CIDR = "10.0.0.0/24"
 # Only the controllers the chart tests need; each one costs CPU on a 2-core machine.
-CONTROLLERS = ",".join([
-    "deployment", "replicaset", "garbagecollector", "endpoint", "endpointslice",
-    "job", "cronjob", "serviceaccount", "serviceaccount-token", "namespace",
-    "persistentvolume-binder", "pvc-protection", "pv-protection", "disruption",
-])
+CONTROLLERS = (
+    "deployment,replicaset,garbagecollector,endpoint,endpointslice,job,cronjob,"
+    "serviceaccount,serviceaccount-token,namespace,persistentvolume-binder,pvc-protection,"
+    "pv-protection,disruption"
+)
 
 
 def find_binary(name: str) -> str:
@@ -52,7 +52,8 @@ def find_binary(name: str) -> str:
 def etcd_speedups() -> list[str]:
     """Throw-away data: skipping fsync keeps a slow disk out of every API write (etcd >= 3.5;
     Debian's etcd-server 3.4 lacks the flag and simply runs without it)."""
-    out = subprocess.run([find_binary("etcd"), "--help"], capture_output=True, text=True)
+    out = subprocess.run([find_binary("etcd"), "--help"], capture_output=True, text=True,
+                         check=False)
     return ["--unsafe-no-fsync"] if "--unsafe-no-fsync" in out.stdout + out.stderr else []
 
 
@@ -106,14 +107,16 @@ def spawn(cmd: list[str], log: Path) -> int:
 
 def wait_for(what: str, check, timeout: float, logs: Path) -> None:
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not up yet; any error means "try again"
-            pass
+        except Exception as exc:  # noqa: BLE001 - not up yet; any error means "try again"
+            last = exc
         time.sleep(0.25)
-    raise RuntimeError(f"{what} not ready after {timeout:.0f}s; see logs in {logs}")
+    raise RuntimeError(f"{what} not ready after {timeout:.0f}s (last error: {last}); "
+                       f"see logs in {logs}")
 
 
 def https_ok(url: str, ca: Path, token: str) -> bool:
@@ -216,7 +219,7 @@ def up(state_dir: Path) -> dict:
 
 def kubectl_ok(kubeconfig: Path, *args: str) -> str:
     out = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args],
-                         capture_output=True, text=True, timeout=10)
+                         capture_output=True, text=True, timeout=10, check=False)
     return out.stdout if out.returncode == 0 else ""
 
 

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -30,7 +30,7 @@ PV_LABEL = "nodesim.taxi-serve.dev/provisioned"
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NodeSim:

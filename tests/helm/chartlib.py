@@ -52,7 +52,7 @@ def tool_env(extra: dict | None = None) -> dict:
 def run(cmd: list[str], *, env: dict | None = None, check: bool = True, timeout: float = 300,
         cwd: Path = REPO) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env or tool_env(),
-                          timeout=timeout, cwd=cwd)
+                          timeout=timeout, cwd=cwd, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

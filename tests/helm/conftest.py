@@ -23,8 +23,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chartlib import REPO, tool, tool_env  # noqa: E402
-from livelib import Kube  # noqa: E402
+from chartlib import REPO, tool, tool_env
+from livelib import Kube
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def cluster(helm_bin) -> Kube:
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(REPO / "cluster" / "controlplane.py"), "up",
                            "--dir", str(state_dir)], capture_output=True, text=True,
-                          env=tool_env(), timeout=180)
+                          env=tool_env(), timeout=180, check=False)
     if proc.returncode != 0:
         pytest.fail(f"local control plane did not start:\n{proc.stdout}\n{proc.stderr}")
     state = json.loads((state_dir / "state.json").read_text())
@@ -64,7 +64,7 @@ def cluster(helm_bin) -> Kube:
         yield kube
     finally:
         subprocess.run([sys.executable, str(REPO / "cluster" / "controlplane.py"), "down",
-                        "--dir", str(state_dir)], capture_output=True, timeout=60)
+                        "--dir", str(state_dir)], capture_output=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="session")

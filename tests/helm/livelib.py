@@ -78,7 +78,7 @@ class Kube:
 def doc_steps() -> dict[str, str]:
     """Shell blocks of docs/operations.md keyed by their `<!-- step: id -->` marker."""
     text = OPERATIONS_MD.read_text()
-    pattern = re.compile(r"<!-- step: ([a-z0-9-]+) -->\s*```sh\n(.*?)```", re.S)
+    pattern = re.compile(r"<!-- step: ([a-z0-9-]+) -->\s*```sh\n(.*?)```", re.DOTALL)
     steps = {}
     for step_id, body in pattern.findall(text):
         assert step_id not in steps, f"duplicate step {step_id} in operations.md"

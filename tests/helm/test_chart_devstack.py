@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import kubernetes_validate
+import pytest
 import yaml
-
 from chartlib import CHART, REPO, load_docs, pod_specs, run, tool
 from test_chart_render import VALIDATE_VERSIONS
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from livelib import doc_steps
 
 pytestmark = pytest.mark.helm

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from chartlib import STRATEGIES, by_kind, one, pod_specs, render, scenario_files
 
 pytestmark = pytest.mark.helm

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from chartlib import CHART, STRATEGIES, by_kind, one, render, scenario_files
 
 pytestmark = pytest.mark.helm
@@ -33,7 +32,7 @@ def allows(rules, verb, group, resource, name=None) -> bool:
 def test_role_renders_every_template_of_the_chart():
     helper = (CHART / "templates" / "_rbac.tpl").read_text()
     listed = re.search(r'define "taxi-serve.releaseTemplates" -}}\n(.*?)\n{{- end', helper,
-                       re.S).group(1).split()
+                       re.DOTALL).group(1).split()
     on_disk = sorted(p.name for p in (CHART / "templates").glob("*.yaml"))
     assert sorted(listed + ["retrain-rbac.yaml"]) == on_disk
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import crd_schemas
 import kubernetes_validate
 import pytest
+from chartlib import CHART, STRATEGIES, by_kind, pod_specs, render, run, scenario_files, tool
 from kubernetes_validate.utils import latest_version
-
-from chartlib import (CHART, STRATEGIES, by_kind, pod_specs, render, run, scenario_files,
-                      tool)
-import crd_schemas
 
 pytestmark = pytest.mark.helm
 

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from chartlib import CHART, by_kind, one, render, render_fails
 
 pytestmark = pytest.mark.helm

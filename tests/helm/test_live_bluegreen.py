@@ -7,7 +7,6 @@ computed by the real endpoints controller from the real selectors the chart rend
 from __future__ import annotations
 
 import pytest
-
 from livelib import run_step
 
 pytestmark = pytest.mark.k8s

@@ -10,7 +10,6 @@ import time
 import uuid
 
 import pytest
-
 from chartlib import CHART
 
 pytestmark = pytest.mark.k8s

@@ -12,7 +12,6 @@ import signal
 import subprocess
 
 import pytest
-
 from chartlib import REPO
 from livelib import run_step, step_script
 

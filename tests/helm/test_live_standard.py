@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from livelib import run_step
 
 pytestmark = pytest.mark.k8s
