@@ -24,7 +24,7 @@ train: setup ## Run the offline pipeline on the bundled sample (DATA=... for oth
 materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
 	$(PY) -m training materialize
 
-test: setup ## Run the whole test suite (installs what it needs first)
+test: setup k8s-tools ## Run the whole test suite (installs what it needs first)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 proto: setup ## Regenerate the gRPC Python code from proto/taxi/v1/taxi.proto

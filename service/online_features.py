@@ -10,6 +10,7 @@ degraded, and a circuit breaker stops asking Redis until a probe succeeds again.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass, field
@@ -82,9 +83,7 @@ class OnlineFeatures:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     def __post_init__(self):
-        self.client = aioredis.Redis.from_url(
-            self.redis_url, socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s, retry_on_timeout=False, max_connections=64)
+        self._client, self._loop = None, None
         self.features = {p: [c.split("__", 1)[1] for c in self.columns
                              if c.startswith(p + "__")] for p in VIEWS}
         self.fields = {p: [_mmh3(f"{VIEWS[p][0]}:{name}") for name in names]
@@ -104,6 +103,18 @@ class OnlineFeatures:
                         zip(names, map(float, rec[len(keys):])))
             out[proj] = rows
         return out
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool of the running event loop (asyncio connections cannot move
+        between loops; a served worker has one loop, tests and tools may have several)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._client, self._loop = aioredis.Redis.from_url(
+                self.redis_url, socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s, retry_on_timeout=False,
+                max_connections=64), loop
+        return self._client
 
     def _key(self, view: str, join_keys: tuple[str, ...], values: tuple[int, ...]) -> bytes:
         cache_key = (view, values)
@@ -157,4 +168,5 @@ class OnlineFeatures:
             return False
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

@@ -22,8 +22,8 @@ def data_dir(repo: Path) -> Path:
 
 def open_store(repo: Path, redis_url: str) -> FeatureStore:
     """A FeatureStore for ``repo`` whose online store is the Redis at ``redis_url``."""
-    os.environ["TAXI_FEAST_REDIS"] = feast_connection_string(redis_url)
-    os.environ["TAXI_FEAST_REGISTRY"] = str(data_dir(repo) / "registry.db")
+    os.environ["FEAST_TAXI_REDIS"] = feast_connection_string(redis_url)
+    os.environ["FEAST_TAXI_REGISTRY"] = str(data_dir(repo) / "registry.db")
     return FeatureStore(repo_path=str(Path(repo).resolve()))
 
 
