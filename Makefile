@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV ?= uv
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup train materialize serve test bench lint proto
+.PHONY: help setup train materialize serve test bench bento lint proto
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -26,6 +26,21 @@ materialize: setup ## Apply the Feast repo and materialize features into $$REDIS
 
 test: setup k8s-tools ## Run the whole test suite (installs what it needs first)
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+serve: setup ## Serve predictions on the bundled sample (trains first if there is no model)
+	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
+	  || $(PY) -m training pipeline
+	$(PY) -m service
+
+bench: setup ## Benchmark HTTP and gRPC against a naive reference (prints the table)
+	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
+	  || $(PY) -m training pipeline
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+bento: setup ## Build the Bento (service + champion model + locked requirements)
+	@mkdir -p artifacts
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -q -o artifacts/bento-requirements.txt
+	.venv/bin/bentoml build -f bentofile.yaml
 
 proto: setup ## Regenerate the gRPC Python code from proto/taxi/v1/taxi.proto
 	.venv/bin/python -m service.protogen

@@ -52,7 +52,7 @@ class Predictor:
         self.labels = {"model_version": self.version, "track": track}
 
     @classmethod
-    def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05) -> "Predictor":
+    def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05) -> Predictor:
         """Load a model version from the BentoML store (``taxi_trip:champion`` resolves)."""
         return cls(load_bundle(tag), redis_url, track, timeout_s)
 

@@ -29,6 +29,17 @@ def _max_batch() -> int:
     return int(os.environ.get("TAXI_MAX_BATCH", "1000"))
 
 
+def _model_tag() -> str:
+    """TAXI_MODEL_TAG, else the champion; inside a Bento with no champion pointer, the model
+    packed with it (a Bento holds exactly one taxi_trip version)."""
+    try:
+        return resolve_tag(os.environ.get("TAXI_MODEL_TAG", "taxi_trip:champion"))
+    except LookupError:
+        tag = str(bentoml.models.get("taxi_trip:latest").tag)
+        log.warning("no champion pointer: serving the newest taxi_trip model %s", tag)
+        return tag
+
+
 http_app = create_app(current_predictor, max_batch=_max_batch())
 
 
@@ -42,8 +53,7 @@ http_app = create_app(current_predictor, max_batch=_max_batch())
 class TaxiService:
     """Trip duration and fare for the ride app."""
 
-    model = bentoml.models.BentoModel(resolve_tag(os.environ.get("TAXI_MODEL_TAG",
-                                                                 "taxi_trip:champion")))
+    model = bentoml.models.BentoModel(_model_tag())
 
     def __init__(self) -> None:
         self.settings = Settings()

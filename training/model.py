@@ -21,6 +21,9 @@ REQUEST_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "minu
                    "passenger_count", "trip_distance", "pickup_borough", "dropoff_borough",
                    "centroid_miles"]
 DERIVED = ["eff_distance", "eta_from_speed_s", "fare_from_per_mile"]
+# Targets learnt per mile of (effective) distance: pace generalises across trip lengths; the
+# booster's answer is multiplied back by eff_distance.
+PER_MILE_TARGETS = frozenset({"duration"})
 DETOUR_FACTOR = 1.3  # street distance / straight-line distance between centroids, typical
 
 
@@ -114,7 +117,11 @@ def feature_columns(feast_columns: list[str]) -> list[str]:
 def predict_all(boosters: dict, columns: dict[str, list[str]], cols: Mapping, n: int) -> dict:
     """Both targets for derived columns of n trips. One thread per call: a single-row predict
     on the default thread pool has 8-12 ms p99 spikes (DESIGN.md measurements)."""
-    return {t: boosters[t].predict(matrix(cols, columns[t], n), num_threads=1) for t in TARGETS}
+    out = {}
+    for t in TARGETS:
+        pred = boosters[t].predict(matrix(cols, columns[t], n), num_threads=1)
+        out[t] = pred * cols["eff_distance"] if t in PER_MILE_TARGETS else pred
+    return out
 
 
 def predict_frame(boosters: dict, columns: dict[str, list[str]], frame: pd.DataFrame) -> dict:

@@ -11,18 +11,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
-
-from common.paths import ZONES_CSV
 from rich.progress import track
 
+from common.paths import ZONES_CSV
 from training import store as feast_store
 from training.data import file_digest, month_of, read_trips
 from training.evaluate import report
-from training.features import (FeatureConfig, add_trip_columns, compute_feature_tables,
-                               load_zones, model_inputs, write_feature_tables)
+from training.features import (
+    FeatureConfig,
+    add_trip_columns,
+    compute_feature_tables,
+    load_zones,
+    model_inputs,
+    write_feature_tables,
+)
 from training.model import SERVICE_OF, TARGETS, ZoneGeo, feature_columns, predict_frame
-from training.train import (LABEL, PLAIN_COLUMNS, TrainConfig, design, fit_lightgbm,
-                            fit_plain_lightgbm, fit_sklearn_baseline)
+from training.train import (
+    LABEL,
+    PLAIN_COLUMNS,
+    TrainConfig,
+    design,
+    fit_lightgbm,
+    fit_plain_lightgbm,
+    fit_sklearn_baseline,
+)
 from training.validate import RULES_VERSION, validate
 
 console = Console(stderr=True)

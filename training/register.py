@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bentoml
@@ -25,8 +25,7 @@ import pandas as pd
 from training.evaluate import metrics
 from training.features import TIMESTAMP
 from training.model import SERVICE_OF, TARGETS, predict_frame
-from training.train import design
-from training.train import LABEL
+from training.train import LABEL, design
 
 MODEL_NAME = "taxi_trip"
 REFERENCE_ROWS = 5000
@@ -52,7 +51,7 @@ def set_champion(tag: str, reason: str) -> None:
     path = champion_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     history = json.loads(path.read_text()).get("history", []) if path.exists() else []
-    history.append({"tag": tag, "at": datetime.now(timezone.utc).isoformat(), "reason": reason})
+    history.append({"tag": tag, "at": datetime.now(UTC).isoformat(), "reason": reason})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"tag": tag, "history": history[-50:]}, indent=2))
     tmp.replace(path)
@@ -116,7 +115,7 @@ def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
     """Write a new model version to the store; returns its tag (a candidate until promoted)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     version = f"{now:%Y%m%d%H%M%S}-{prep.version[:8]}"
     test = trained["test"]
     overall = {t: {name: e["overall"] for name, e in m.items()}

@@ -18,7 +18,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from training.model import CATEGORICAL, derive, frame_columns, matrix
+from training.model import CATEGORICAL, PER_MILE_TARGETS, derive, frame_columns, matrix
 
 LABEL = {"duration": "duration_s", "fare": "fare_amount"}
 PLAIN_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "trip_distance"]
@@ -34,7 +34,7 @@ class TrainConfig:
     min_child_samples: int = 20
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.7  # row subsampling: faster and a little more robust
-    objective: str = "huber"
+    objective: str = "regression_l1"
     huber_alpha: dict = field(default_factory=lambda: {"duration": 300.0, "fare": 3.0})
     early_stopping_rounds: int = 50
     half_life_days: float = 120.0
@@ -82,11 +82,19 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
     fit, hold = frame[frame["pickup_utc"] < cut], frame[frame["pickup_utc"] >= cut]
     fit, hold = with_and_without_distance(fit), with_and_without_distance(hold)
     cats = [c for c in CATEGORICAL if c in columns]
-    dtrain = lgb.Dataset(design(fit, columns), label=fit[LABEL[target]],
-                         weight=recency_weights(fit["pickup_utc"], cfg.half_life_days),
-                         categorical_feature=cats, free_raw_data=False)
-    dvalid = lgb.Dataset(design(hold, columns), label=hold[LABEL[target]],
-                         categorical_feature=cats, reference=dtrain)
+    x_fit, x_hold = design(fit, columns), design(hold, columns)
+    y_fit, y_hold = fit[LABEL[target]].to_numpy(), hold[LABEL[target]].to_numpy()
+    w_fit = recency_weights(fit["pickup_utc"], cfg.half_life_days)
+    w_hold = np.ones(len(hold))
+    if target in PER_MILE_TARGETS:
+        # |d * (pace_hat - pace)| is the original absolute error: weight by distance
+        d_fit, d_hold = x_fit["eff_distance"].to_numpy(), x_hold["eff_distance"].to_numpy()
+        y_fit, y_hold = y_fit / d_fit, y_hold / d_hold
+        w_fit, w_hold = w_fit * d_fit, d_hold
+    dtrain = lgb.Dataset(x_fit, label=y_fit, weight=w_fit, categorical_feature=cats,
+                         free_raw_data=False)
+    dvalid = lgb.Dataset(x_hold, label=y_hold, weight=w_hold, categorical_feature=cats,
+                         reference=dtrain)
     booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,
                         valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])

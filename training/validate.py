@@ -16,12 +16,17 @@ import pandas as pd
 
 from training.data import month_of
 
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 MIN_ZONE, MAX_ZONE = 1, 263  # 264/265 are "Unknown"/"Outside of NYC": no place to predict for
 MIN_DURATION_S, MAX_DURATION_S = 60.0, 3 * 3600.0
 MAX_DISTANCE_MI = 100.0  # the service's own upper bound for a route distance
 MAX_FARE_USD = 500.0
 MAX_SPEED_MPH = 80.0
+# The product predicts what the meter will say: standard (1), JFK (2), Newark (3) and
+# Nassau/Westchester (4) rates. Negotiated (5), group (6), unknown (99) and missing rate codes
+# are other trip populations (the missing ones are mostly dispatched trips with no passenger
+# count either); they are quarantined so that they are counted, not silently mixed in.
+METERED_RATECODES = (1, 2, 3, 4)
 
 # code -> human explanation (written into the summary, so operators read rules, not code)
 RULES = {
@@ -36,6 +41,7 @@ RULES = {
     "zone_out_of_range": f"pickup or dropoff zone outside {MIN_ZONE}-{MAX_ZONE}",
     "speed_too_high": f"implied speed above {MAX_SPEED_MPH:.0f} mph",
     "outside_month": "pickup time outside the month the file covers",
+    "ratecode_not_metered": "rate code missing or not a metered rate (1-4)",
 }
 
 
@@ -70,6 +76,7 @@ def rule_masks(df: pd.DataFrame) -> dict[str, pd.Series]:
         "fare_absurd": fare > MAX_FARE_USD,
         "zone_out_of_range": ((zones < MIN_ZONE) | (zones > MAX_ZONE)).any(axis=1),
         "speed_too_high": (dur > 0) & (dist > 0) & (speed > MAX_SPEED_MPH),
+        "ratecode_not_metered": ~df["ratecodeid"].isin(METERED_RATECODES),
         # files whose name carries no month have nothing to check against
         "outside_month": months.notna() & pickup_month.notna() & (
             pickup_month.astype("string") != months.astype("string")),

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
 
-from common.paths import ROOT
 from common.redis_local import LocalRedis
+from service.launcher import serve, stop
 from training import store
 from training.register import save_model, set_champion
 from training.train import TrainConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -44,52 +31,6 @@ def feature_redis(feature_repo, prepared):
     materialize(feature_repo, server.url)
     yield server
     server.stop()
-
-
-class Served:
-    """A `bentoml serve` process with its HTTP and gRPC addresses."""
-
-    def __init__(self, proc, http_port, grpc_port, log_path):
-        self.proc, self.log_path = proc, log_path
-        self.http = f"http://127.0.0.1:{http_port}"
-        self.grpc = f"127.0.0.1:{grpc_port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Served:
-    http_port, grpc_port = free_port(), free_port()
-    full_env = {**os.environ, **env, "TAXI_HTTP_PORT": str(http_port),
-                "TAXI_GRPC_PORT": str(grpc_port)}
-    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",
-           "--port", str(http_port)]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=open(log_path, "w"),
-                            stderr=subprocess.STDOUT)
-    served = Served(proc, http_port, grpc_port, log_path)
-    if wait:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"service exited {proc.returncode}:\n{served.log()[-4000:]}")
-            try:
-                if httpx.get(f"{served.http}/readyz", timeout=1).status_code == 200:
-                    return served
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        stop(served)
-        raise RuntimeError(f"service not ready in 180 s:\n{served.log()[-4000:]}")
-    return served
-
-
-def stop(served: Served) -> None:
-    served.proc.terminate()
-    try:
-        served.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        served.proc.kill()
-        served.proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,139 @@
+"""`make bench`: serve the champion on real Redis features and drive it over loopback.
+
+Prints, for HTTP and gRPC: offered load, achieved req/s, p50, p99, errors, worker RSS; a batch
+of 100 trips; and the naive reference (BentoML defaults + Feast get_online_features per
+request) measured side by side for the saturation ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import grpc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.loadgen import closed_loop, http_caller, open_loop
+from common.paths import ARTIFACTS, FEATURE_REPO
+from common.redis_local import redis_url_or_local
+from service.launcher import serve, stop
+from training import store
+from training.register import resolve_tag
+
+TRIP = {"pickup_zone_id": 74, "dropoff_zone_id": 236, "pickup_datetime": "2023-02-07T08:30:00",
+        "trip_distance_miles": 3.2}
+out = Console()
+
+
+def worker_rss_mb(pid: int) -> float:
+    """Largest RSS among the server's descendant processes (the workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    best = 0.0
+    for child in pids + [c for p in pids for c in _children(p)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    best = max(best, int(line.split()[1]) / 1024)
+        except FileNotFoundError:
+            pass
+    return best
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+async def grpc_caller(target: str, batch: int = 0):
+    from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(target)
+    stub = taxi_pb2_grpc.TripPredictorStub(channel)
+    msg = taxi_pb2.PredictRequest(**TRIP)
+
+    async def call() -> bool:
+        await stub.Predict(msg, timeout=5)
+        return True
+    return call, channel
+
+
+async def measure(served, seconds: float, rate: float, clients: int) -> list[dict]:
+    rows = []
+    call, close = await http_caller(served.http, "/predict", TRIP, connections=64)
+    await closed_loop(call, 4, 2.0)  # warm-up
+    rows.append({"protocol": "HTTP", "what": "1 trip", **(await open_loop(call, rate, seconds)).row()})
+    rows.append({"protocol": "HTTP", "what": "1 trip", **(await closed_loop(call, clients, seconds)).row()})
+    close()
+    call, close = await http_caller(served.http, "/predict_batch", {"trips": [TRIP] * 100}, 4)
+    rows.append({"protocol": "HTTP", "what": "batch of 100",
+                 **(await closed_loop(call, 1, seconds / 2)).row()})
+    close()
+    call, channel = await grpc_caller(served.grpc)
+    await closed_loop(call, 4, 2.0)
+    rows.append({"protocol": "gRPC", "what": "1 trip", **(await open_loop(call, rate, seconds)).row()})
+    rows.append({"protocol": "gRPC", "what": "1 trip", **(await closed_loop(call, clients, seconds)).row()})
+    await channel.close()
+    return rows
+
+
+async def measure_naive(served, seconds: float, clients: int) -> list[dict]:
+    call, close = await http_caller(served.http, "/predict", TRIP, connections=clients)
+    await closed_loop(call, 4, 2.0)
+    row = (await closed_loop(call, clients, seconds)).row()
+    close()
+    return [{"protocol": "HTTP", "what": "naive reference", **row}]
+
+
+def main(seconds: float = typer.Option(10.0, help="length of each load step"),
+         rate: float = typer.Option(500.0, help="open-loop offered load, req/s"),
+         clients: int = typer.Option(32, help="closed-loop concurrency for saturation"),
+         workers: int = typer.Option(os.cpu_count() or 2, help="service HTTP workers")) -> None:
+    """Run the benchmark and print the table (also saved to artifacts/bench.json)."""
+    tag = resolve_tag(os.environ.get("TAXI_MODEL_TAG", "taxi_trip:champion"))
+    logs = ARTIFACTS / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    with redis_url_or_local() as redis_url:
+        fs = store.open_store(FEATURE_REPO, redis_url)
+        store.apply(fs)
+        store.materialize(fs)
+        env = {"REDIS_URL": redis_url, "TAXI_MODEL_TAG": tag, "TAXI_WORKERS": str(workers)}
+        served = serve("service.service:TaxiService", env, logs / "service.log")
+        try:
+            rss = worker_rss_mb(served.proc.pid)
+            rows = asyncio.run(measure(served, seconds, rate, clients))
+            rss = max(rss, worker_rss_mb(served.proc.pid))
+        finally:
+            stop(served)
+        naive = serve("benchmarks.naive_service:NaiveTaxi", env, logs / "naive.log")
+        try:
+            rows += asyncio.run(measure_naive(naive, seconds, clients))
+            naive_rss = worker_rss_mb(naive.proc.pid)
+        finally:
+            stop(naive)
+    table = Table(title=f"taxi-serve {tag}, {workers} workers, load generator on the same "
+                        f"{os.cpu_count()}-core machine")
+    for col in ("protocol", "what", "offered", "achieved req/s", "p50 ms", "p99 ms", "errors",
+                "worker RSS MB"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["protocol"], r["what"], r["offered"], f"{r['achieved']:.0f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["errors"]),
+                      f"{naive_rss if r['what'] == 'naive reference' else rss:.0f}")
+    out.print(table)
+    http_sat = next(r["achieved"] for r in rows if r["protocol"] == "HTTP" and r["offered"] == "closed")
+    naive_sat = rows[-1]["achieved"]
+    out.print(f"saturation vs naive reference: {http_sat:.0f} / {naive_sat:.0f} req/s = "
+              f"{http_sat / naive_sat:.1f}x")
+    (ARTIFACTS / "bench.json").write_text(json.dumps(
+        {"tag": tag, "workers": workers, "rows": rows, "worker_rss_mb": rss,
+         "naive_rss_mb": naive_rss, "ratio": http_sat / naive_sat, "at": time.time()}, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,43 @@
+"""The service as a built Bento (`bentoml build`), served from outside the checkout."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import grpc
+import httpx
+import pytest
+
+from common.paths import ROOT
+from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
+from service.launcher import serve, stop
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def test_built_bento_serves_http_and_grpc(model_tag, feature_redis, tmp_path):
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to export the locked requirements (make setup installs it)"
+    reqs = ROOT / "artifacts" / "bento-requirements.txt"
+    reqs.parent.mkdir(exist_ok=True)
+    subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+                    "-q", "-o", str(reqs)], cwd=ROOT, check=True)
+    build = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", "bentofile.yaml"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**__import__("os").environ, "TAXI_MODEL_TAG": model_tag})
+    assert build.returncode == 0, build.stderr[-3000:]
+    bento = re.search(r'Bento\(tag="([^"]+)"\)', build.stdout + build.stderr).group(1)
+    served = serve(bento, {"REDIS_URL": feature_redis.url, "TAXI_MODEL_TAG": model_tag,
+                           "TAXI_TRACK": "canary"}, tmp_path / "bento.log", cwd=tmp_path)
+    try:
+        body = httpx.post(f"{served.http}/predict", json={
+            "pickup_zone_id": 74, "dropoff_zone_id": 236,
+            "pickup_datetime": "2023-02-07T08:30:00"}).json()
+        assert body["model_version"] == model_tag.split(":")[1] and body["track"] == "canary"
+        with grpc.insecure_channel(served.grpc) as channel:
+            reply = taxi_pb2_grpc.TripPredictorStub(channel).Predict(taxi_pb2.PredictRequest(
+                pickup_zone_id=74, dropoff_zone_id=236, pickup_datetime="2023-02-07T08:30:00"))
+        assert reply.duration_seconds == pytest.approx(body["duration_seconds"])
+    finally:
+        stop(served)
