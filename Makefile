@@ -24,7 +24,7 @@ train: setup ## Run the offline pipeline on the bundled sample (DATA=... for oth
 materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
 	$(PY) -m training materialize
 
-test: setup k8s-tools ## Run the whole test suite (installs what it needs first)
+test: setup k8s-tools lint ## Lint, then run the whole test suite (installs what it needs first)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 serve: setup ## Serve predictions on the bundled sample (trains first if there is no model)

@@ -67,8 +67,10 @@ async def measure(served, seconds: float, rate: float, clients: int) -> list[dic
     rows = []
     call, close = await http_caller(served.http, "/predict", TRIP, connections=64)
     await closed_loop(call, 4, 2.0)  # warm-up
-    rows.append({"protocol": "HTTP", "what": "1 trip", **(await open_loop(call, rate, seconds)).row()})
-    rows.append({"protocol": "HTTP", "what": "1 trip", **(await closed_loop(call, clients, seconds)).row()})
+    rows.append({"protocol": "HTTP", "what": "1 trip",
+                 **(await open_loop(call, rate, seconds)).row()})
+    rows.append({"protocol": "HTTP", "what": "1 trip",
+                 **(await closed_loop(call, clients, seconds)).row()})
     close()
     call, close = await http_caller(served.http, "/predict_batch", {"trips": [TRIP] * 100}, 4)
     rows.append({"protocol": "HTTP", "what": "batch of 100",
@@ -76,8 +78,10 @@ async def measure(served, seconds: float, rate: float, clients: int) -> list[dic
     close()
     call, channel = await grpc_caller(served.grpc)
     await closed_loop(call, 4, 2.0)
-    rows.append({"protocol": "gRPC", "what": "1 trip", **(await open_loop(call, rate, seconds)).row()})
-    rows.append({"protocol": "gRPC", "what": "1 trip", **(await closed_loop(call, clients, seconds)).row()})
+    rows.append({"protocol": "gRPC", "what": "1 trip",
+                 **(await open_loop(call, rate, seconds)).row()})
+    rows.append({"protocol": "gRPC", "what": "1 trip",
+                 **(await closed_loop(call, clients, seconds)).row()})
     await channel.close()
     return rows
 
@@ -126,7 +130,8 @@ def main(seconds: float = typer.Option(10.0, help="length of each load step"),
                       f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["errors"]),
                       f"{naive_rss if r['what'] == 'naive reference' else rss:.0f}")
     out.print(table)
-    http_sat = next(r["achieved"] for r in rows if r["protocol"] == "HTTP" and r["offered"] == "closed")
+    http_sat = next(r["achieved"] for r in rows
+                    if r["protocol"] == "HTTP" and r["offered"] == "closed")
     naive_sat = rows[-1]["achieved"]
     out.print(f"saturation vs naive reference: {http_sat:.0f} / {naive_sat:.0f} req/s = "
               f"{http_sat / naive_sat:.1f}x")

@@ -147,8 +147,8 @@ class NodeSim:
                 items = lister()
                 for item in items.items:
                     handler(item)
-                stream = watch.Watch().stream(lister, resource_version=items.metadata.resource_version,
-                                              timeout_seconds=60)
+                stream = watch.Watch().stream(
+                    lister, resource_version=items.metadata.resource_version, timeout_seconds=60)
                 for event in stream:
                     if event["type"] in ("ADDED", "MODIFIED"):
                         handler(event["object"])

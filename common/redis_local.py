@@ -52,7 +52,7 @@ class LocalRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "LocalRedis":
+    def start(self, timeout: float = 10.0) -> LocalRedis:
         """Start the server and wait until it answers PING."""
         self._dir = Path(tempfile.mkdtemp(prefix="taxi-redis-"))
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",

@@ -29,7 +29,7 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         tag = resolve_tag(settings.model_tag)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     with redis_url_or_local() as redis_url:
         env = {**os.environ, "REDIS_URL": redis_url, "TAXI_MODEL_TAG": tag}
         if materialize:
@@ -41,9 +41,10 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         console.print(f"model {tag} (track {settings.track}); features in {redis_url}")
         console.print(f"HTTP  http://127.0.0.1:{settings.http_port}/predict  "
                       f"gRPC 127.0.0.1:{settings.grpc_port} (taxi.v1.TripPredictor)")
-        console.print("try: curl -s -XPOST localhost:%d/predict -H 'content-type: "
-                      "application/json' -d '{\"pickup_zone_id\": 74, \"dropoff_zone_id\": "
-                      "236, \"pickup_datetime\": \"2023-02-07T08:30:00\"}'" % settings.http_port)
+        body = '{"pickup_zone_id": 74, "dropoff_zone_id": 236, ' \
+               '"pickup_datetime": "2023-02-07T08:30:00"}'
+        console.print(f"try: curl -s -XPOST localhost:{settings.http_port}/predict "
+                      f"-H 'content-type: application/json' -d '{body}'")
         cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
                "--host", "0.0.0.0", "--port", str(settings.http_port)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

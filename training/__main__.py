@@ -17,7 +17,8 @@ app = typer.Typer(help="taxi-serve offline pipeline: ingest, validate, features,
                   no_args_is_help=True, add_completion=False)
 out = Console()
 
-DataOpt = Annotated[list[Path], typer.Option("--data", help="trip files or folders")]
+DataOpt = Annotated[list[Path] | None,
+                    typer.Option("--data", help="trip files or folders (default: the sample)")]
 Month = Annotated[str | None, typer.Option(help="YYYY-MM")]
 
 
@@ -29,11 +30,12 @@ def _month(value: str | None, name: str) -> str | None:
     try:
         return str(pd.Period(value, freq="M"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a month like 2023-02", param_hint=name)
+        raise typer.BadParameter(f"{value!r} is not a month like 2023-02",
+                                 param_hint=name) from None
 
 
 @app.command()
-def validate(data: DataOpt = [SAMPLE_DIR], out_dir: Path = ARTIFACTS / "validation") -> None:
+def validate(data: DataOpt = None, out_dir: Path = ARTIFACTS / "validation") -> None:
     """Validate trip files: write the quarantine (with reasons) and print the rule summary."""
     import pandas as pd
 
@@ -41,7 +43,7 @@ def validate(data: DataOpt = [SAMPLE_DIR], out_dir: Path = ARTIFACTS / "validati
     from training.pipeline import discover
     from training.validate import validate as run
 
-    files = discover(data)
+    files = discover(data or [SAMPLE_DIR])
     result = run(pd.concat([read_trips(f) for f in files], ignore_index=True))
     out_dir.mkdir(parents=True, exist_ok=True)
     result.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
@@ -62,7 +64,7 @@ def download(months: Annotated[list[str], typer.Argument(help="months, e.g. 2023
 
 
 @app.command()
-def pipeline(data: DataOpt = [SAMPLE_DIR],
+def pipeline(data: DataOpt = None,
              eval_month: Month = None, train_from: Month = None,
              feature_repo: Path = FEATURE_REPO, zones: Path = ZONES_CSV,
              out_dir: Path = ARTIFACTS,
@@ -77,7 +79,7 @@ def pipeline(data: DataOpt = [SAMPLE_DIR],
 
     start = time.monotonic()
     eval_month, train_from = _month(eval_month, "--eval-month"), _month(train_from, "--train-from")
-    files = discover(data)
+    files = discover(data or [SAMPLE_DIR])
     cfg = TrainConfig()
     with redis_url_or_local() as redis_url:
         prep = prepare(files, zones, feature_repo, redis_url, out_dir)

@@ -103,8 +103,9 @@ def read_trips(path: Path) -> pd.DataFrame:
     taxi = taxi_type_of(list(raw.columns))
     _check_schema(raw, taxi, path.name)
     prefix = _TIME_PREFIX[taxi]
-    pickup = pd.to_datetime(raw[f"{prefix}_pickup_datetime"], errors="coerce").astype("datetime64[us]")
-    dropoff = pd.to_datetime(raw[f"{prefix}_dropoff_datetime"], errors="coerce").astype("datetime64[us]")
+    pickup, dropoff = (
+        pd.to_datetime(raw[f"{prefix}_{end}_datetime"], errors="coerce").astype("datetime64[us]")
+        for end in ("pickup", "dropoff"))
     out = pd.DataFrame({
         "pickup_local": pickup,
         "dropoff_local": dropoff,

@@ -116,7 +116,8 @@ def test_canary_ingress_annotations_carry_the_weight():
     assert canary["metadata"]["annotations"] == {
         "nginx.ingress.kubernetes.io/canary": "true",
         "nginx.ingress.kubernetes.io/canary-weight": "35"}
-    backend = lambda ing: ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    def backend(ing):
+        return ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend(main)["name"] == "taxi-serve-stable"
     assert backend(canary)["name"] == "taxi-serve-canary"
     assert main["spec"]["rules"][0]["host"] == canary["spec"]["rules"][0]["host"]

@@ -64,8 +64,9 @@ def test_canary_weight_through_ingress_nginx(cluster, namespace):
     out = helm_canary(cluster, namespace, "install", "rollout.strategy=canary",
                       "ingress.enabled=true", "rollout.canary.weight=10").stdout
     assert "The split is done by ingress-nginx" in out
-    weight = lambda: cluster.get(namespace, "ingress", "taxi-serve-canary")[
-        "metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
+    def weight():
+        return cluster.get(namespace, "ingress", "taxi-serve-canary")[
+            "metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
     assert weight() == "10"
     templates = canary_pod_templates(cluster, namespace)
     cluster.timed("canary+ingress: helm upgrade (weight 40) --wait", helm_canary, cluster,
@@ -80,11 +81,13 @@ def test_canary_weight_through_ingress_nginx(cluster, namespace):
 def test_canary_weight_through_gateway_api(cluster, namespace, crd_stubs):
     helm_canary(cluster, namespace, "install", "rollout.strategy=canary", "gateway.enabled=true",
                 "rollout.canary.weight=20")
-    route = lambda: cluster.get(namespace, "httproutes.gateway.networking.k8s.io",
-                                "taxi-serve")
+    def route():
+        return cluster.get(namespace, "httproutes.gateway.networking.k8s.io",
+                                    "taxi-serve")
     assert route()["apiVersion"] == "gateway.networking.k8s.io/v1"
-    weights = lambda: {r["name"]: r["weight"]
-                       for r in route()["spec"]["rules"][0]["backendRefs"]}
+    def weights():
+        return {r["name"]: r["weight"]
+                           for r in route()["spec"]["rules"][0]["backendRefs"]}
     assert weights() == {"taxi-serve-stable": 80, "taxi-serve-canary": 20}
     cluster.timed("canary+gateway: helm upgrade (weight 60) --wait", helm_canary, cluster,
                   namespace, "upgrade", "rollout.canary.weight=60")

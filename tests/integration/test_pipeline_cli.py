@@ -50,7 +50,8 @@ def test_registered_model_carries_its_lineage(trained, prepared, zones_csv):
     assert meta["data_version"] == prepared.version == info.labels["data_version"]
     assert meta["feature_services"] == {"duration": "duration_v1", "fare": "fare_v1"}
     assert meta["params"]["objective"] == TrainConfig().objective
-    assert meta["window"]["train_months"] == ["2023-01"] and meta["window"]["eval_month"] == "2023-02"
+    assert meta["window"]["train_months"] == ["2023-01"]
+    assert meta["window"]["eval_month"] == "2023-02"
     assert meta["metrics"]["fare"]["lightgbm+features"]["mae"] > 0
     assert len(meta["git_commit"]) >= 7
     bundle = load_bundle(tag)
