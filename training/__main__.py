@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,9 @@ from rich.console import Console
 
 from common.paths import ARTIFACTS, FEATURE_REPO, SAMPLE_DIR, ZONES_CSV
 from common.redis_local import redis_url_or_local
+
+# ibis (under Feast's duckdb store) warns about its own deprecated calls on every query
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\..*")
 
 app = typer.Typer(help="taxi-serve offline pipeline: ingest, validate, features, train.",
                   no_args_is_help=True, add_completion=False)

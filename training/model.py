@@ -25,6 +25,7 @@ DERIVED = ["eff_distance", "eta_from_speed_s", "fare_from_per_mile"]
 # booster's answer is multiplied back by eff_distance.
 PER_MILE_TARGETS = frozenset({"duration"})
 DETOUR_FACTOR = 1.3  # street distance / straight-line distance between centroids, typical
+MIN_EFF_DISTANCE = 0.25  # miles; a same-zone trip with no history still goes somewhere
 
 
 class ZoneGeo:
@@ -82,6 +83,7 @@ def derive(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n = len(cols["trip_distance"])
     eff = _first_present(cols, ["trip_distance", "route_stats__r_distance_median"], n)
     eff = np.where(np.isnan(eff), cols["centroid_miles"] * DETOUR_FACTOR, eff)
+    eff = np.maximum(eff, MIN_EFF_DISTANCE)
     speed = _first_present(cols, ["pickup_traffic__zh_speed_median",
                                   "pickup_zone__z_speed_median"], n)
     per_mile = _first_present(cols, ["pickup_traffic__zh_fare_per_mile_median",
