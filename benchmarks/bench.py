@@ -50,17 +50,25 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-async def grpc_caller(target: str, batch: int = 0):
+async def grpc_caller(target: str, channels: int):
+    """Round-robin over several channels: one HTTP/2 connection would pin every call to one
+    server worker (SO_REUSEPORT balances connections, not calls), as a real client pool won't."""
     from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 
-    channel = grpc.aio.insecure_channel(target)
-    stub = taxi_pb2_grpc.TripPredictorStub(channel)
+    pool = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(channels)]
+    stubs = [taxi_pb2_grpc.TripPredictorStub(c) for c in pool]
     msg = taxi_pb2.PredictRequest(**TRIP)
+    turn = iter(range(1 << 62))
 
     async def call() -> bool:
-        await stub.Predict(msg, timeout=5)
+        await stubs[next(turn) % len(stubs)].Predict(msg, timeout=5)
         return True
-    return call, channel
+
+    async def close() -> None:
+        for c in pool:
+            await c.close()
+    return call, close
 
 
 async def measure(served, seconds: float, rate: float, clients: int) -> list[dict]:
@@ -76,13 +84,13 @@ async def measure(served, seconds: float, rate: float, clients: int) -> list[dic
     rows.append({"protocol": "HTTP", "what": "batch of 100",
                  **(await closed_loop(call, 1, seconds / 2)).row()})
     close()
-    call, channel = await grpc_caller(served.grpc)
+    call, close_grpc = await grpc_caller(served.grpc, channels=8)
     await closed_loop(call, 4, 2.0)
     rows.append({"protocol": "gRPC", "what": "1 trip",
                  **(await open_loop(call, rate, seconds)).row()})
     rows.append({"protocol": "gRPC", "what": "1 trip",
                  **(await closed_loop(call, clients, seconds)).row()})
-    await channel.close()
+    await close_grpc()
     return rows
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from service import metrics
@@ -84,7 +84,9 @@ def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000) ->
     @app.post("/predict", response_model=Prediction, responses=ERRORS)
     async def predict(trip: TripRequest) -> Prediction:
         """Duration and fare of one trip."""
-        return (await get_predictor().predict([trip]))[0]
+        # serialised once by pydantic-core; response_model stays for the OpenAPI schema
+        return Response((await get_predictor().predict([trip]))[0].model_dump_json(),
+                        media_type="application/json")
 
     @app.post("/predict_batch", response_model=BatchResponse, responses=ERRORS,
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
@@ -107,7 +109,8 @@ def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000) ->
             details = error_details(exc.errors())
             return JSONResponse({"error": describe(details), "detail": details},
                                 status_code=422)
-        return BatchResponse(predictions=await get_predictor().predict(batch.trips))
+        answer = BatchResponse(predictions=await get_predictor().predict(batch.trips))
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     original = app.openapi
 
