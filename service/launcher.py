@@ -12,6 +12,7 @@ import time
 import httpx
 
 from common.paths import ROOT
+from common.redis_local import terminate
 
 
 def free_port() -> int:
@@ -58,9 +59,4 @@ def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Serv
 
 
 def stop(served: Served) -> None:
-    served.proc.terminate()
-    try:
-        served.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        served.proc.kill()
-        served.proc.wait()
+    terminate(served.proc, timeout=20)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.paths import FEATURE_REPO, ROOT, SAMPLE_DIR, ZONES_CSV
-from common.redis_local import LocalRedis
+from common.redis_local import LocalRedis, redis_url_or_local
 
 JAN = SAMPLE_DIR / "green_tripdata_2023-01.parquet"
 FEB = SAMPLE_DIR / "green_tripdata_2023-02.parquet"
@@ -20,14 +20,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def redis_url():
     """REDIS_URL when the user set one, else a private server started for this session."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = LocalRedis().start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with redis_url_or_local() as url:
+        yield url
 
 
 @pytest.fixture()
