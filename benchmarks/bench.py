@@ -8,6 +8,7 @@ request) measured side by side for the saturation ratio.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import time
@@ -72,6 +73,10 @@ async def grpc_caller(target: str, channels: int):
 
 
 async def measure(served, seconds: float, rate: float, clients: int) -> list[dict]:
+    # The load generator's own full GC passes over this process's big heap (Feast, pandas)
+    # would show up as server latency: freeze what is loaded before measuring.
+    gc.collect()
+    gc.freeze()
     rows = []
     call, close = await http_caller(served.http, "/predict", TRIP, connections=64)
     await closed_loop(call, 4, 2.0)  # warm-up
@@ -91,6 +96,7 @@ async def measure(served, seconds: float, rate: float, clients: int) -> list[dic
     rows.append({"protocol": "gRPC", "what": "1 trip",
                  **(await closed_loop(call, clients, seconds)).row()})
     await close_grpc()
+    gc.unfreeze()
     return rows
 
 
