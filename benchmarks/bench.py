@@ -33,8 +33,7 @@ out = Console()
 
 def worker_rss_mb(pid: int) -> float:
     """Largest RSS among the server's descendant processes (the workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    pids = _children(pid)
     best = 0.0
     for child in pids + [c for p in pids for c in _children(p)]:
         try:

@@ -25,6 +25,7 @@ class NaiveTaxi:
     @bentoml.api
     def predict(self, pickup_zone_id: int, dropoff_zone_id: int, pickup_datetime: str,
                 trip_distance_miles: float | None = None) -> dict:
+        from training.features import route_id
         from training.model import ZoneGeo, request_columns
 
         local = datetime.fromisoformat(pickup_datetime)
@@ -33,7 +34,7 @@ class NaiveTaxi:
             features=self.service, full_feature_names=True,
             entity_rows=[{"pickup_zone_id": pickup_zone_id, "dropoff_zone_id": dropoff_zone_id,
                           "hour_of_week": how,
-                          "route_id": pickup_zone_id * 1000 + dropoff_zone_id}]).to_dict()
+                          "route_id": route_id(pickup_zone_id, dropoff_zone_id)}]).to_dict()
         cols = request_columns(ZoneGeo(self.bundle.zones), [pickup_zone_id], [dropoff_zone_id],
                                [local.hour], [local.weekday()], [local.minute], [float("nan")],
                                [trip_distance_miles or float("nan")])

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from common.paths import ROOT
-from common.redis_local import redis_url_or_local
+from common.redis_local import redis_url_or_local, terminate
 from common.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)
@@ -51,8 +51,7 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         try:
             raise typer.Exit(proc.wait())
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=15)
+            terminate(proc, timeout=15)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
+from training.features import route_id
+
 PROJECT = "taxi_serve"
 # (projection name in the model's columns, stored feature view, its join keys)
 VIEWS = {
@@ -34,7 +36,7 @@ VIEWS = {
 def entity_values(pickup: int, dropoff: int, how: int) -> dict[str, tuple[int, ...]]:
     """The join-key values of each projection for one trip."""
     return {"pickup_traffic": (pickup, how), "pickup_zone": (pickup,),
-            "dropoff_zone": (dropoff,), "route_stats": (pickup * 1000 + dropoff,)}
+            "dropoff_zone": (dropoff,), "route_stats": (route_id(pickup, dropoff),)}
 
 
 def _decode(raw: bytes | None) -> float:
@@ -66,10 +68,6 @@ class CircuitBreaker:
         self.failures += 1
         if self.failures >= self.threshold:
             self.opened_at = time.monotonic()
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None
 
 
 @dataclass

@@ -13,7 +13,6 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import track
 
-from common.paths import ZONES_CSV
 from training import store as feast_store
 from training.data import file_digest, month_of, read_trips
 from training.evaluate import report
@@ -103,8 +102,10 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
     console.log(f"features: {', '.join(f'{k}={len(v)}' for k, v in tables.items())} rows")
 
     trips = add_trip_columns(result.clean).reset_index(drop=True)
-    inputs = model_inputs(trips, ZoneGeo(load_zones(zones_csv)))
+    geo = ZoneGeo(load_zones(zones_csv))
+    inputs = model_inputs(trips, geo)
     trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
+    trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
     entity = trips[["pickup_zone_id", "dropoff_zone_id", "hour_of_week", "route_id"]].copy()
     entity["event_timestamp"] = trips["pickup_utc"].astype("datetime64[us, UTC]")
     entity["trip_idx"] = np.arange(len(trips))
@@ -137,7 +138,6 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
     if train_from:
         train = train[train["pickup_local"].dt.to_period("M").astype(str) >= train_from]
     columns = {t: feature_columns(prep.feast_columns[t]) for t in TARGETS}
-    geo = ZoneGeo(load_zones(ZONES_CSV))
     boosters, fit_info = {}, {}
     for target in track(TARGETS, description="train", console=console):
         boosters[target], fit_info[target] = fit_lightgbm(train, columns[target], target, tcfg)
@@ -155,8 +155,8 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
             "plain lightgbm (5 cols)": plain.predict(design(test, PLAIN_COLUMNS)),
             "sklearn ridge baseline": ridge.predict(test),
         }
-        borough = test["pickup_zone_id"].map(geo.borough_names)
-        evaluation[target] = report(test, preds, target, LABEL[target], borough)
+        evaluation[target] = report(test, preds, target, LABEL[target],
+                                    test["pickup_borough_name"])
     months = prep.trips["pickup_local"].dt.to_period("M").astype(str)
     window = {"train_months": sorted(train["pickup_local"].dt.to_period("M").astype(str).unique()),
               "eval_month": eval_month, "all_months": sorted(months.unique())}
