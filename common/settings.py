@@ -12,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common import paths
 
 
+# Prefixes owned by other components' own settings objects (the drift monitor's, the retrain
+# job's); the chart passes them in the same pods, so they are theirs to validate, not ours.
+OTHER_COMPONENTS = ("TAXI_DRIFT_", "TAXI_RETRAIN_", "TAXI_HELM_", "TAXI_LEASE_", "TAXI_ENTRY_")
+
+
 class Settings(BaseSettings):
     """Settings shared by every taxi-serve process. Unknown ``TAXI_*`` variables are errors."""
 
@@ -37,7 +42,8 @@ class Settings(BaseSettings):
     def _reject_unknown_env(cls, data: dict) -> dict:
         # pydantic-settings ignores unknown prefixed variables; a typo must not pass silently.
         known = {f"TAXI_{name.upper()}" for name in cls.model_fields}
-        unknown = sorted(k for k in os.environ if k.startswith("TAXI_") and k not in known)
+        unknown = sorted(k for k in os.environ if k.startswith("TAXI_") and k not in known
+                         and not k.startswith(OTHER_COMPONENTS))
         if unknown:
             raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
         return data
