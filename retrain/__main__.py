@@ -4,6 +4,7 @@ runs alone, and every command takes ``--dry-run`` (read and report, change nothi
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,21 @@ def _ctx(dry_run: bool):
 
 def _print(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.callback()
+def _stdout_is_the_answer() -> None:
+    """Libraries print progress to stdout (Feast's materialize does); send it to stderr so
+    stdout carries only each command's JSON answer."""
+    global _print
+    out = sys.stdout
+    sys.stdout = sys.stderr
+
+    def answer(obj) -> None:
+        out.write(json.dumps(obj, indent=2, default=str) + "\n")
+        out.flush()
+
+    _print = answer
 
 
 @app.command()
@@ -103,15 +119,21 @@ def build_cmd(candidate: Tag, dry_run: DryRun = False) -> None:
 @app.command("rollout")
 def rollout_cmd(candidate: Tag, dry_run: DryRun = False) -> None:
     """Step 4: roll the candidate out (canary steps or blue-green) on the Helm release."""
-    from retrain.job import smoke_trips
+    from retrain.job import lease, smoke_trips
     from retrain.rollout import Rollout
     from training.register import current_champion, set_champion
 
     ctx = _ctx(dry_run)
     if ctx.helm is None:
         raise typer.BadParameter("no namespace: set TAXI_RETRAIN_NAMESPACE or run in-cluster")
-    result = Rollout(ctx.cfg, ctx.helm, ctx.audit, ctx.rdb, dry_run).run(
-        candidate, smoke_trips(ctx.cfg))
+    with lease(ctx) as held:
+        if not held:
+            raise typer.Exit(3)
+        ro = Rollout(ctx.cfg, ctx.helm, ctx.audit, ctx.rdb, dry_run)
+        recovered = ro.recover()
+        if recovered:
+            ctx.audit.step("recover", ok=False, reason=recovered.reason)
+        result = ro.run(candidate, smoke_trips(ctx.cfg))
     if result.outcome == "promoted" and not dry_run:
         set_champion(candidate, f"retrain {ctx.audit.run_id}: {result.reason}")
     ctx.audit.finish(result.outcome, [result.reason], candidate, current_champion(),
@@ -136,12 +158,19 @@ def analyse(canary: Annotated[str, typer.Option(help="canary model version")] = 
 @app.command()
 def recover(dry_run: DryRun = False) -> None:
     """Finish or revert the rollout of a run that died (what `run` does first)."""
+    from retrain.job import lease
     from retrain.rollout import Rollout
 
     ctx = _ctx(dry_run)
     if ctx.helm is None:
         raise typer.BadParameter("no namespace: set TAXI_RETRAIN_NAMESPACE or run in-cluster")
-    result = Rollout(ctx.cfg, ctx.helm, ctx.audit, ctx.rdb, dry_run).recover()
+    with lease(ctx) as held:
+        if not held:
+            raise typer.Exit(3)
+        result = Rollout(ctx.cfg, ctx.helm, ctx.audit, ctx.rdb, dry_run).recover()
+    if result:
+        ctx.audit.finish(result.outcome, [result.reason], None, None, result.metrics,
+                         result.revision)
     _print(result.__dict__ if result else {"recovered": None, "reason": "nothing in progress"})
 
 

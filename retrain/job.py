@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,37 @@ def smoke_trips(cfg: RetrainSettings, n: int = 20) -> list[dict]:
     return as_requests(known_trips(newest, n, seed=1), "smoke")
 
 
+@contextmanager
+def lease(ctx: Context):
+    """Hold the release's Lease for the block (no-op without Kubernetes or on a dry run).
+    Yields False when another run holds it: the caller must not touch the release."""
+    if ctx.kube is None or ctx.audit.dry_run:
+        yield True
+        return
+    from retrain.kube import LeaseBusy
+
+    try:
+        ctx.kube.acquire(ctx.audit.run_id, ctx.cfg.lease_duration_s)
+    except LeaseBusy as exc:
+        log_json("lease-busy", reason=str(exc), run_id=ctx.audit.run_id)
+        yield False
+        return
+    ctx.audit.step("lease", reason=f"holding Lease {ctx.cfg.lease_name}")
+    try:
+        yield True
+    finally:
+        ctx.kube.release()
+
+
 def run(ctx: Context, force: bool = False) -> dict:
+    """One full run under the Lease. Returns the audit record."""
+    with lease(ctx) as held:
+        if not held:
+            return {"outcome": "busy", "reasons": ["another run holds the Lease"]}
+        return _run(ctx, force)
+
+
+def _run(ctx: Context, force: bool) -> dict:
     """One full run. Returns the audit record."""
     from retrain.decide import decide, gather
     from retrain.retrain import build, gate, retrain
@@ -64,73 +95,60 @@ def run(ctx: Context, force: bool = False) -> dict:
 
     cfg, audit, dry = ctx.cfg, ctx.audit, ctx.audit.dry_run
     champion = current_champion()
-    if ctx.kube and not dry:
-        from retrain.kube import LeaseBusy
+    if ctx.helm:
+        from retrain.rollout import Rollout
 
-        try:
-            ctx.kube.acquire(audit.run_id, cfg.lease_duration_s)
-        except LeaseBusy as exc:
-            log_json("lease-busy", reason=str(exc), run_id=audit.run_id)
-            return {"outcome": "busy", "reasons": [str(exc)]}
-        audit.step("lease", reason=f"holding Lease {cfg.lease_name}")
+        ro = Rollout(cfg, ctx.helm, audit, ctx.rdb, dry)
+        recovered = ro.recover()
+        if recovered:
+            audit.step("recover", ok=recovered.outcome == "promoted",
+                       reason=recovered.reason, revision=recovered.revision)
+            if not dry:
+                ctx.rdb.hincrby("taxi:retrain:outcomes", recovered.outcome, 1)
+        ro.scale_down_expired_idle()
+    decision = decide(gather(ctx.rdb, champion, cfg), cfg, force)
+    audit.step("decide", ok=True, reason="; ".join(decision.reasons),
+               retrain=decision.retrain, evidence=decision.as_dict()["evidence"])
+    if not decision.retrain:
+        return audit.finish("skipped", decision.reasons, None, champion,
+                            decision.as_dict()["evidence"])
+    if dry:
+        audit.step("retrain", reason="dry run: would retrain", window=[
+            str(p) for p in _window(cfg)])
+        return audit.finish("skipped", ["dry run"] + decision.reasons, None, champion)
+    metrics: dict = {"decision": decision.as_dict()["evidence"]}
     try:
-        if ctx.helm:
-            from retrain.rollout import Rollout
-
-            ro = Rollout(cfg, ctx.helm, audit, ctx.rdb, dry)
-            recovered = ro.recover()
-            if recovered:
-                audit.step("recover", ok=recovered.outcome == "promoted",
-                           reason=recovered.reason, revision=recovered.revision)
-                if not dry:
-                    ctx.rdb.hincrby("taxi:retrain:outcomes", recovered.outcome, 1)
-            ro.scale_down_expired_idle()
-        decision = decide(gather(ctx.rdb, champion, cfg), cfg, force)
-        audit.step("decide", ok=True, reason="; ".join(decision.reasons),
-                   retrain=decision.retrain, evidence=decision.as_dict()["evidence"])
-        if not decision.retrain:
-            return audit.finish("skipped", decision.reasons, None, champion,
-                                decision.as_dict()["evidence"])
-        if dry:
-            audit.step("retrain", reason="dry run: would retrain", window=[
-                str(p) for p in _window(cfg)])
-            return audit.finish("skipped", ["dry run"] + decision.reasons, None, champion)
-        metrics: dict = {"decision": decision.as_dict()["evidence"]}
-        try:
-            cand = retrain(cfg, cfg.redis_url, ctx.work_dir)
-        except Exception as exc:  # noqa: BLE001 - any training failure ends the run the same way
-            return _failed(ctx, "retrain", exc, decision.reasons, None, champion, metrics)
-        audit.step("retrain", reason=f"trained {cand.tag}", window=cand.window,
-                   evaluation=cand.evaluation)
-        window = pd.read_parquet(cand.gate_window)
-        result = gate(cand.tag, champion, window, cfg.gate_margin, cfg.gate_tolerance)
-        metrics["gate"] = result.mae
-        audit.step("gate", ok=result.passed, reason=result.reason, mae=result.mae)
-        if not result.passed:
-            return audit.finish("rejected", decision.reasons + [result.reason], cand.tag,
-                                champion, metrics)
-        try:
-            built = build(cand.tag, window)
-        except Exception as exc:  # noqa: BLE001
-            return _failed(ctx, "build", exc, decision.reasons, cand.tag, champion, metrics)
-        audit.step("build", reason=f"{cand.tag} in the model store", **built)
-        if cfg.rollout == "none" or ctx.helm is None:
-            return audit.finish("built", decision.reasons + [result.reason,
-                                "no rollout target: candidate built, serving untouched"],
-                                cand.tag, champion, metrics)
-        try:
-            rolled = ro.run(cand.tag, smoke_trips(cfg))
-        except Exception as exc:  # noqa: BLE001
-            _revert_after_error(ro, audit)
-            return _failed(ctx, "rollout", exc, decision.reasons, cand.tag, champion, metrics)
-        metrics["rollout"] = rolled.metrics
-        if rolled.outcome == "promoted":
-            set_champion(cand.tag, f"retrain {audit.run_id}: {rolled.reason}")
-        return audit.finish(rolled.outcome, decision.reasons + [result.reason, rolled.reason],
-                            cand.tag, champion, metrics, rolled.revision)
-    finally:
-        if ctx.kube and not dry:
-            ctx.kube.release()
+        cand = retrain(cfg, cfg.redis_url, ctx.work_dir)
+    except Exception as exc:  # noqa: BLE001 - any training failure ends the run the same way
+        return _failed(ctx, "retrain", exc, decision.reasons, None, champion, metrics)
+    audit.step("retrain", reason=f"trained {cand.tag}", window=cand.window,
+               evaluation=cand.evaluation)
+    window = pd.read_parquet(cand.gate_window)
+    result = gate(cand.tag, champion, window, cfg.gate_margin, cfg.gate_tolerance)
+    metrics["gate"] = result.mae
+    audit.step("gate", ok=result.passed, reason=result.reason, mae=result.mae)
+    if not result.passed:
+        return audit.finish("rejected", decision.reasons + [result.reason], cand.tag,
+                            champion, metrics)
+    try:
+        built = build(cand.tag, window)
+    except Exception as exc:  # noqa: BLE001
+        return _failed(ctx, "build", exc, decision.reasons, cand.tag, champion, metrics)
+    audit.step("build", reason=f"{cand.tag} in the model store", **built)
+    if cfg.rollout == "none" or ctx.helm is None:
+        return audit.finish("built", decision.reasons + [result.reason,
+                            "no rollout target: candidate built, serving untouched"],
+                            cand.tag, champion, metrics)
+    try:
+        rolled = ro.run(cand.tag, smoke_trips(cfg))
+    except Exception as exc:  # noqa: BLE001
+        _revert_after_error(ro, audit)
+        return _failed(ctx, "rollout", exc, decision.reasons, cand.tag, champion, metrics)
+    metrics["rollout"] = rolled.metrics
+    if rolled.outcome == "promoted":
+        set_champion(cand.tag, f"retrain {audit.run_id}: {rolled.reason}")
+    return audit.finish(rolled.outcome, decision.reasons + [result.reason, rolled.reason],
+                        cand.tag, champion, metrics, rolled.revision)
 
 
 def _window(cfg: RetrainSettings) -> list[Path]:

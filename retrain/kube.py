@@ -75,7 +75,8 @@ class Kube:
                 try:
                     self.coord.patch_namespaced_lease(
                         self.lease_name, self.ns,
-                        {"spec": {"holderIdentity": holder, "renewTime": _now().isoformat()}})
+                        {"spec": {"holderIdentity": holder,
+                                  "renewTime": _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}})
                 except ApiException:
                     pass  # the next renewal retries; the Lease lasts duration_s
 

@@ -1,0 +1,100 @@
+"""Fixtures of the retrain-job tests (helpers in retrainlib.py)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from retrainlib import CHAMPION_MONTHS, REPORT, ZONES, World, month_file  # noqa: E402
+
+from common.paths import FEATURE_REPO  # noqa: E402
+from common.redis_local import LocalRedis  # noqa: E402
+from service.launcher import stop  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> World:
+    """Redis, a feature repo copy and the champion trained on 2021-2022 months."""
+    from retrain.retrain import retrain
+    from retrain.settings import RetrainSettings
+    from training.register import set_champion
+
+    tmp = tmp_path_factory.mktemp("retrain")
+    repo = tmp / "feature_repo"
+    repo.mkdir()
+    for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
+        shutil.copy(FEATURE_REPO / name, repo / name)
+    redis = LocalRedis().start()
+    cfg = RetrainSettings(data=[month_file(m) for m in CHAMPION_MONTHS], zones=ZONES,
+                          feature_repo=repo, window_months=len(CHAMPION_MONTHS),
+                          sample_fraction=0.15)
+    champion = retrain(cfg, redis.url, tmp / "champion").tag
+    set_champion(champion, "trained on 2021-2022 months (retrain tests)")
+    w = World(redis, repo, tmp, champion)
+    yield w
+    for served in w.services:
+        stop(served)
+    redis.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    import json
+
+    if not REPORT:
+        return
+    terminalreporter.section("retrain job: measured")
+    for key, value in REPORT.items():
+        terminalreporter.write_line(f"{key}: {json.dumps(value, default=str)}")
+
+
+@pytest.fixture(scope="session")
+def good_candidate(world) -> str:
+    """A candidate trained by the job's retrain step alone on the newest months (2023)."""
+    proc = world.job("retrain")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import json
+
+    return json.loads(proc.stdout)["tag"]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The local control plane (cluster/controlplane.py), or the user's KUBECONFIG."""
+    import json
+    import os
+    import subprocess
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helm"))
+    from chartlib import REPO, tool_env
+    from livelib import Kube
+
+    if os.environ.get("KUBECONFIG"):
+        yield Kube(Path(os.environ["KUBECONFIG"]), managed=False)
+        return
+    state_dir = REPO / ".cluster" / f"pytest-retrain-{os.getpid()}"
+    proc = subprocess.run([_sys.executable, str(REPO / "cluster" / "controlplane.py"), "up",
+                           "--dir", str(state_dir)], capture_output=True, text=True,
+                          env=tool_env(), timeout=180, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"local control plane did not start:\n{proc.stdout}\n{proc.stderr}")
+    state = json.loads((state_dir / "state.json").read_text())
+    try:
+        yield Kube(Path(state["kubeconfig"]), managed=True)
+    finally:
+        subprocess.run([_sys.executable, str(REPO / "cluster" / "controlplane.py"), "down",
+                        "--dir", str(state_dir)], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="session")
+def prometheus(world):
+    from retrainlib import Prometheus
+
+    prom = Prometheus(world.tmp)
+    yield prom
+    prom.stop()
