@@ -89,7 +89,7 @@ class Monitor:
             try:
                 det = self.detector(version)
                 window = decode(version, entries, read_model_columns(self.client, version),
-                                s.window_size)
+                                s.window_size, s.window_sampling)
                 if len(window) < s.min_window:
                     self.metrics.evaluations.labels("insufficient_data").inc()
                     continue

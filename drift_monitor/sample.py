@@ -25,8 +25,10 @@ CATEGORICAL = ["pickup_zone_id", "dropoff_zone_id", "pickup_borough", "dropoff_b
 _MIN_TRIPS = 5  # statistics of fewer trips are missing, as in the model's feature views
 
 
-def trips(month: str = "2023-01", sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame:
-    """Model-like features of the green taxi trips of ``month`` (YYYY-MM), one row per trip."""
+def trips(month: str = "2023-01", sample_dir: Path = SAMPLE_DIR,
+          with_pickup: bool = False) -> pd.DataFrame:
+    """Model-like features of the green taxi trips of ``month`` (YYYY-MM), one row per trip;
+    ``with_pickup`` adds the pickup time as ``pickup`` (not a feature)."""
     raw = pd.read_parquet(sample_dir / f"green_tripdata_{month}.parquet")
     zones = pd.read_csv(sample_dir / "zones.csv")
     pickup = raw["lpep_pickup_datetime"]
@@ -62,6 +64,8 @@ def trips(month: str = "2023-01", sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame
     f["eta_from_speed_s"] = f["trip_distance"] / f["pickup_traffic__zh_speed_median"] * 3600
     f["pred_duration"] = duration
     f["pred_fare"] = raw["fare_amount"]
+    if with_pickup:
+        f["pickup"] = pickup
     return f.reset_index(drop=True)
 
 
@@ -76,8 +80,8 @@ def _add_stats(f: pd.DataFrame, stats: pd.DataFrame, keys: list[str], prefix: st
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The logged feature columns of a frame from ``trips`` (everything but the predictions)."""
-    return [c for c in frame.columns if not c.startswith("pred_")]
+    """The logged feature columns of a frame from ``trips`` (not predictions, not pickup)."""
+    return [c for c in frame.columns if not c.startswith("pred_") and c != "pickup"]
 
 
 def write_reference(frame: pd.DataFrame, bentoml_home: Path, version: str,

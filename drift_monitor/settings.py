@@ -43,6 +43,10 @@ class DriftSettings(BaseSettings):
     scan_entries: int = Field(default=20_000, ge=10, le=10_000_000,
                               description="newest taxi:predlog entries read per evaluation; "
                                           "a version's window comes from these")
+    window_sampling: Literal["newest", "uniform"] = Field(
+        default="newest", description="newest: the last window_size entries (a sliding window); "
+        "uniform: a random window_size of the scanned entries, so the window spans as much time "
+        "as scan_entries does (see docs/monitoring.md on time-local windows)")
     interval_s: float = Field(default=60.0, gt=0, le=86_400,
                               description="seconds between evaluations")
     p_value: float = Field(default=0.05, gt=0, lt=1,

@@ -8,6 +8,7 @@ feature vector as little-endian float32 bytes in the order of ``columns`` in the
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,12 +79,19 @@ def newest_entries(client: redis.Redis, scan_entries: int) -> dict[str, list[dic
     return by_version
 
 
-def decode(version: str, entries: list[dict], cols: ModelColumns, window_size: int) -> Window:
-    """Decode the newest ``window_size`` of ``entries`` (newest first) into a ``Window``.
+def decode(version: str, entries: list[dict], cols: ModelColumns, window_size: int,
+           sampling: str = "newest") -> Window:
+    """Decode ``window_size`` of ``entries`` (newest first) into a ``Window``.
 
-    Entries whose vector length does not match ``columns`` are skipped: they were logged by a
-    different build of the same version and cannot be aligned by name.
+    ``sampling="newest"`` takes the newest entries (a sliding window); ``"uniform"`` takes a
+    random sample of all of them, seeded by the newest entry so that one stream state always
+    gives the same window. Entries whose vector length does not match ``columns`` are skipped:
+    they were logged by a different build of the same version and cannot be aligned by name.
     """
+    if sampling == "uniform" and len(entries) > window_size:
+        rng = np.random.default_rng(zlib.crc32(entries[0].get(b"rid", b"")))
+        keep = np.sort(rng.choice(len(entries), window_size, replace=False))  # newest first
+        entries = [entries[i] for i in keep]
     width = len(cols.columns)
     rows, preds = [], []
     for fields in entries:

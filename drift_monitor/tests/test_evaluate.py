@@ -170,3 +170,23 @@ def test_settings_change_the_tests_run(redis_server, store, client, live, column
     verdict = evaluate(Monitor(s), client, live.iloc[:1000], columns)
     assert verdict.window_size == 400
     assert "hour" not in verdict.p_values and "trip_distance" in verdict.p_values
+
+
+def test_time_local_windows_and_uniform_sampling(redis_server, store, client, columns) -> None:
+    """Live traffic arrives in time order. The newest 1,000 January trips (about half a day)
+    differ from a month-wide reference in hour, weekday and zone mix, so a sliding window reports
+    drift without any change in the city; a uniform sample of the scanned entries (here about
+    two weeks) does not. This is why ``window_sampling`` exists; see docs/monitoring.md."""
+    ordered = sample.trips("2023-01", with_pickup=True).sort_values("pickup").head(30_000)
+    sample.write_model_hash(client, VERSION, columns)
+    sample.log_predictions(client, ordered, VERSION, columns)
+    verdicts = {}
+    for mode in ("newest", "uniform"):
+        s = DriftSettings(redis_url=redis_server.url, bentoml_home=store, window_sampling=mode,
+                          scan_entries=30_000)
+        (verdicts[mode],) = Monitor(s).evaluate_once()
+    print(f"time-ordered stream: newest drift={verdicts['newest'].drift} "
+          f"{verdicts['newest'].drifted_features[:5]}; uniform drift={verdicts['uniform'].drift}")
+    assert {"hour", "weekday"} & set(verdicts["newest"].drifted_features)
+    assert not verdicts["uniform"].feature_drift
+    assert verdicts["uniform"].window_size == 1000
