@@ -16,13 +16,18 @@ reference, and categories never seen in it, are pooled into one "other" category
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from alibi_detect.cd import KSDrift, TabularDrift
+
+# alibi-detect imports transformers, which warns at import that it found no torch/TensorFlow;
+# we use neither on purpose (numpy backend only), so that line would only mislead operators.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+from alibi_detect.cd import KSDrift, TabularDrift  # noqa: E402
 
 PRED_COLUMNS = {"duration": "pred_duration", "fare": "pred_fare"}
 _MISSING, _OTHER = -1.0, -2.0  # category codes; real categories here are ids >= 0
