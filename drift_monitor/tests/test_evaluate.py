@@ -190,3 +190,15 @@ def test_time_local_windows_and_uniform_sampling(redis_server, store, client, co
     assert {"hour", "weekday"} & set(verdicts["newest"].drifted_features)
     assert not verdicts["uniform"].feature_drift
     assert verdicts["uniform"].window_size == 1000
+
+
+def test_fdr_correction_reports_drifted_features(redis_server, store, client, live,
+                                                 columns) -> None:
+    s = DriftSettings(redis_url=redis_server.url, bentoml_home=store, correction="fdr")
+    monitor = Monitor(s)
+    same = evaluate(monitor, client, live.iloc[:1000], columns)
+    assert same.correction == "fdr" and same.drifted_features == [] and not same.feature_drift
+    night = live.iloc[1000:2000].assign(hour=lambda w: (w["hour"] + 12) % 24)
+    shifted = evaluate(monitor, client, night, columns)
+    assert shifted.feature_drift and "hour" in shifted.drifted_features
+    assert all(shifted.p_values[f] < 0.05 for f in shifted.drifted_features)
