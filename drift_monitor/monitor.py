@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from drift_monitor.detector import Verdict, VersionDetector, load_reference
 from drift_monitor.metrics import DriftMetrics, RetrainStateCollector
 from drift_monitor.settings import DriftSettings
-from drift_monitor.window import decode, newest_entries, read_model_columns
+from drift_monitor.window import decode, newest_entries, raw_stream_client, read_model_columns
 
 log = logging.getLogger(__name__)
 VERDICT_KEY = "taxi:drift:verdict"
@@ -50,6 +50,7 @@ class Monitor:
         self.client = redis.Redis.from_url(settings.redis_url,
                                            socket_timeout=settings.redis_timeout_s,
                                            socket_connect_timeout=settings.redis_timeout_s)
+        self.stream_client = raw_stream_client(self.client)
         self.registry = registry or CollectorRegistry()
         self.metrics = DriftMetrics(self.registry, settings.p_value)
         self.registry.register(RetrainStateCollector(self.client))
@@ -78,7 +79,7 @@ class Monitor:
         model hash is unusable is counted as an error and skipped.
         """
         s = self.settings
-        groups = newest_entries(self.client, s.scan_entries)
+        groups = newest_entries(self.stream_client, s.scan_entries)
         verdicts = []
         for version, entries in sorted(groups.items()):
             if len(entries) < s.min_window:
@@ -103,6 +104,8 @@ class Monitor:
             self.metrics.record(verdict)
             verdicts.append(verdict)
         self.metrics.forget_except(set(groups))
+        for gone in set(self.detectors) - set(groups):  # no longer served: free its reference
+            del self.detectors[gone]
         return verdicts
 
     def _store(self, verdict: Verdict) -> None:

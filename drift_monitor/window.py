@@ -59,18 +59,35 @@ def read_model_columns(client: redis.Redis, version: str) -> ModelColumns:
     return ModelColumns(tuple(columns), tuple(categorical))
 
 
-def newest_entries(client: redis.Redis, scan_entries: int) -> dict[str, list[dict]]:
-    """The newest ``scan_entries`` stream entries grouped by version, newest first."""
-    by_version: dict[str, list[dict]] = {}
+def raw_stream_client(client: redis.Redis) -> redis.Redis:
+    """A client sharing ``client``'s connections whose XREVRANGE replies stay raw lists.
+
+    redis-py turns every entry into a dict in Python, which costs about four times the read
+    itself on 20,000 entries; ``newest_entries`` only needs the version of most of them.
+    """
+    raw = redis.Redis(connection_pool=client.connection_pool)
+    raw.set_response_callback("XREVRANGE", lambda response, **_: response)
+    return raw
+
+
+def newest_entries(raw_client: redis.Redis, scan_entries: int) -> dict[str, list[list]]:
+    """The newest ``scan_entries`` stream entries grouped by version, newest first.
+
+    ``raw_client`` comes from ``raw_stream_client``; each entry is its flat field list
+    ``[name, value, name, value, ...]``.
+    """
+    by_version: dict[str, list[list]] = {}
     upper, remaining = "+", scan_entries
     while remaining > 0:
-        page = client.xrevrange(STREAM, max=upper, min="-", count=min(_PAGE, remaining))
+        page = raw_client.xrevrange(STREAM, max=upper, min="-", count=min(_PAGE, remaining))
         if not page:
             break
-        for _, fields in page:
-            version = fields.get(b"v")
-            if version is not None:
-                by_version.setdefault(version.decode(), []).append(fields)
+        for _, flat in page:
+            try:
+                version = flat[flat.index(b"v") + 1]
+            except ValueError:  # no version: cannot be attributed to a model
+                continue
+            by_version.setdefault(version.decode(), []).append(flat)
         remaining -= len(page)
         # exclusive range continues after the oldest id of this page
         upper = "(" + page[-1][0].decode()
@@ -79,7 +96,7 @@ def newest_entries(client: redis.Redis, scan_entries: int) -> dict[str, list[dic
     return by_version
 
 
-def decode(version: str, entries: list[dict], cols: ModelColumns, window_size: int,
+def decode(version: str, entries: list[list], cols: ModelColumns, window_size: int,
            sampling: str = "newest") -> Window:
     """Decode ``window_size`` of ``entries`` (newest first) into a ``Window``.
 
@@ -89,12 +106,13 @@ def decode(version: str, entries: list[dict], cols: ModelColumns, window_size: i
     they were logged by a different build of the same version and cannot be aligned by name.
     """
     if sampling == "uniform" and len(entries) > window_size:
-        rng = np.random.default_rng(zlib.crc32(entries[0].get(b"rid", b"")))
+        rng = np.random.default_rng(zlib.crc32(bytes(entries[0][1])))  # first field value
         keep = np.sort(rng.choice(len(entries), window_size, replace=False))  # newest first
         entries = [entries[i] for i in keep]
     width = len(cols.columns)
     rows, preds = [], []
-    for fields in entries:
+    for flat in entries:
+        fields = dict(zip(flat[::2], flat[1::2]))
         raw = fields.get(b"x", b"")
         if len(raw) != 4 * width:
             continue
