@@ -24,7 +24,7 @@ train: setup ## Run the offline pipeline on the bundled sample (DATA=... for oth
 materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
 	$(PY) -m training materialize
 
-test: setup k8s-tools lint ## Lint, then run the whole test suite, main and drift monitor envs
+test: setup drift-setup k8s-tools lint ## Lint, then run the whole test suite, main and drift monitor envs
 	.venv/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) test-drift
 
