@@ -53,7 +53,8 @@ def rolling_accuracy(rdb: redis.Redis, version: str, target: str, window_s: int,
     """Sum the per-minute buckets ``taxi:acc:<version>:<track>:<target>:<minute>`` of the last
     ``window_s`` seconds over every track (the champion may serve as stable, blue, main...)."""
     now = time.time() if now is None else now
-    first = int(now // 60) - window_s // 60
+    # the same window as service/accuracy.py's rolling_mae: the current minute included
+    first = int(now // 60) - max(window_s // 60, 1) + 1
     n, total = 0, 0.0
     keys = [k for k in rdb.scan_iter(match=f"taxi:acc:{version}:*:{target}:*", count=1000)]
     keys = [k for k in keys if int(k.rsplit(b":", 1)[1]) >= first]

@@ -76,7 +76,7 @@ def lease(ctx: Context):
     try:
         yield True
     finally:
-        ctx.kube.release()
+        ctx.kube.release_lease()
 
 
 def run(ctx: Context, force: bool = False) -> dict:

@@ -83,7 +83,7 @@ class Kube:
         self._renewer = threading.Thread(target=renew, daemon=True, name="lease-renew")
         self._renewer.start()
 
-    def release(self) -> None:
+    def release_lease(self) -> None:
         """Give the Lease up (a crashed run never gets here: its Lease simply expires)."""
         self._stop.set()
         self.coord.patch_namespaced_lease(self.lease_name, self.ns,

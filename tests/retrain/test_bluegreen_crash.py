@@ -25,6 +25,7 @@ from common.paths import ROOT
 from common.redis_local import LocalRedis
 
 pytestmark = [pytest.mark.retrain, pytest.mark.k8s, pytest.mark.slow]
+LEASE_S = 45  # long enough that a rerun right after the kill meets the dead run's Lease
 
 
 def values(cluster, ns) -> dict:
@@ -89,7 +90,7 @@ def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
                     f"rollout.canary.canary.modelTag={old}", "rollout.canary.weight=0")
     env = world.job_env(**k8s_job_env(
         ns, retrain_kubeconfig(cluster, ns, world.tmp / f"{ns}.kubeconfig"),
-        TAXI_RETRAIN_PAUSE_S="600", TAXI_RETRAIN_LEASE_DURATION_S="15"))
+        TAXI_RETRAIN_PAUSE_S="600", TAXI_RETRAIN_LEASE_DURATION_S=str(LEASE_S)))
     rdb = redis.Redis.from_url(world.redis.url)
     job = subprocess.Popen([sys.executable, "-m", "retrain", "rollout", "--candidate",
                             good_candidate], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -105,13 +106,15 @@ def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
     else:
         pytest.fail("the job never reached weight 10")
     job.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
     job.communicate()
     assert values(cluster, ns)["canary"]["weight"] == 10  # the dead run left traffic on it
 
     busy = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert busy.returncode == 3 or "lease-busy" in busy.stderr, busy.stderr[-3000:]
-    time.sleep(16)  # the dead run's Lease expires (nobody renews it)
+    # the dead run's Lease expires LEASE_S after its last renewal at the latest
+    time.sleep(max(0.0, killed_at + LEASE_S + 2 - time.monotonic()))
     rerun = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr[-4000:]

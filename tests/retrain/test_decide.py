@@ -59,11 +59,9 @@ def test_no_champion_retrains():
 
 
 @pytest.fixture
-def rdb(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    for key in client.scan_iter(match="taxi:*"):
-        client.delete(key)
+def rdb(own_redis):
+    """A Redis of this test's own (never the user's REDIS_URL)."""
+    return redis.Redis.from_url(own_redis.url)
 
 
 def test_rolling_accuracy_sums_recent_buckets_of_every_track(rdb):
