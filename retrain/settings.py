@@ -27,7 +27,9 @@ def _alias(name: str) -> AliasChoices:
 class RetrainSettings(BaseSettings):
     """What the job reads, when it retrains, how it gates and how it rolls out."""
 
-    model_config = SettingsConfigDict(env_prefix="TAXI_RETRAIN_", extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error must not print REDIS_URL (it may hold a password)
+    model_config = SettingsConfigDict(env_prefix="TAXI_RETRAIN_", extra="forbid", frozen=True,
+                                      hide_input_in_errors=True)
 
     # -- from the chart ---------------------------------------------------------------------
     helm_release: str = Field(default="taxi-serve", validation_alias=_alias("TAXI_HELM_RELEASE"))

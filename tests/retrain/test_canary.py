@@ -56,7 +56,8 @@ def timeline(stderr: str) -> list[str]:
     return out
 
 
-def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, good_candidate):
+def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, good_candidate,
+                                                    request):
     ns = f"retrain-canary-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", ns)
     old = world.champion
@@ -71,6 +72,7 @@ def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, g
     canary = world.serve(good_candidate, "canary", f"{ns}-canary-good")
     prometheus.scrape({"stable": stable, "canary": canary})
     load = LoadGen(world.redis.url, trips).start(stable, canary)
+    request.addfinalizer(load.stop)
 
     # 1. a good candidate: weight 10 -> 50 -> 100, analysed each time, promoted
     good = world.job("rollout", "--candidate", good_candidate, **env)
@@ -97,12 +99,12 @@ def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, g
     time.sleep(2)  # let a request in flight to the old stand-ins finish before they stop
     for proc in (stable, canary):
         stop(proc)
-    os.kill(stalled.proc.pid, signal.SIGSTOP)
+    os.kill(stalled._proc.pid, signal.SIGSTOP)  # LocalRedis has no public pid
     prometheus.scrape({"stable": stable2, "canary": bad})
     try:
         bad_run = world.job("rollout", "--candidate", old, **env)
     finally:
-        os.kill(stalled.proc.pid, signal.SIGCONT)
+        os.kill(stalled._proc.pid, signal.SIGCONT)
         stalled.stop()
     counts = load.stop()
     assert bad_run.returncode == 0, bad_run.stderr[-5000:]
