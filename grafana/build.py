@@ -102,6 +102,10 @@ def dashboard_json(d: Dashboard) -> dict:
     # grafanalib still emits pre-Grafana-5 keys; drop them so the model is a clean v39 one.
     for key in ("rows", "hideControls", "sharedCrosshair", "style", "gnetId"):
         data.pop(key, None)
+    for variable in data["templating"]["list"]:
+        if variable["includeAll"]:
+            # Grafana's own encoding of a selected "All" option.
+            variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return data
 
 

@@ -108,6 +108,7 @@ def test_template_variables_datasource_namespace_release():
             assert variables[name]["type"] == "query"
             assert variables[name]["query"].startswith("label_values(")
             assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+            assert variables[name]["current"]["value"] == ["$__all"]
 
 
 def test_every_query_filters_on_namespace_and_release():
