@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PANEL_QUERIES = [(d.uid, p.title, i, q) for d in DASHBOARDS for p in d.panels()
                  for i, q in enumerate(p.queries)]
-SETTLE_SECONDS = 90
+SETTLE_SECONDS = 120
 
 
 def _finite(result: list[dict]) -> list[dict]:
