@@ -24,8 +24,9 @@ train: setup ## Run the offline pipeline on the bundled sample (DATA=... for oth
 materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
 	$(PY) -m training materialize
 
-test: setup k8s-tools lint ## Lint, then run the whole test suite (installs what it needs first)
+test: setup drift-setup k8s-tools lint ## Lint, then run the whole test suite, main and drift monitor envs
 	.venv/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) test-drift
 
 serve: setup ## Serve predictions on the bundled sample (trains first if there is no model)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -99,6 +100,45 @@ async def measure(served, seconds: float, rate: float, clients: int) -> list[dic
     return rows
 
 
+async def predlog_overhead(with_log, without_log, seconds: float) -> dict:
+    """p50 of one-at-a-time /predict with and without the prediction log, interleaved in
+    rounds so that machine noise hits both alike."""
+    p50 = {"on": [], "off": []}
+    callers = {}
+    for name, served in (("on", with_log), ("off", without_log)):
+        callers[name] = await http_caller(served.http, "/predict", TRIP, connections=1)
+        await closed_loop(callers[name][0], 1, 1.0)
+    for _ in range(4):
+        for name in ("on", "off"):
+            p50[name].append((await closed_loop(callers[name][0], 1, seconds / 4)).row()["p50_ms"])
+    for _, close in callers.values():
+        close()
+    on, off = statistics.median(p50["on"]), statistics.median(p50["off"])
+    return {"p50_on_ms": on, "p50_off_ms": off, "overhead_ms": on - off}
+
+
+def record_cost_us(tag: str, redis_url: str, n: int = 20_000) -> float:
+    """Median cost of PredictionLog.record for one trip, the only part on the request path."""
+    import numpy as np
+
+    from service.predlog import PredictionLog
+
+    async def run() -> float:
+        log = PredictionLog(redis_url, "bench", "bench", capacity=n + 1)
+        vec, one = np.zeros((1, 34)), np.ones(1)
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            log.record([f"b{i}"], one, one, vec)
+            times.append(time.perf_counter() - start)
+            if i % 256 == 0:
+                await asyncio.sleep(0)  # let the flusher drain, as a served loop would
+        await log.close()
+        return statistics.median(times) * 1e6
+
+    return asyncio.run(run())
+
+
 async def measure_naive(served, seconds: float, clients: int) -> list[dict]:
     call, close = await http_caller(served.http, "/predict", TRIP, connections=clients)
     await closed_loop(call, 4, 2.0)
@@ -127,6 +167,15 @@ def main(seconds: float = typer.Option(10.0, help="length of each load step"),
             rss = max(rss, worker_rss_mb(served.proc.pid))
         finally:
             stop(served)
+        served = serve("service.service:TaxiService", env, logs / "service-log-on.log")
+        quiet = serve("service.service:TaxiService", {**env, "TAXI_PREDLOG_ENABLED": "false"},
+                      logs / "service-log-off.log")
+        try:
+            overhead = asyncio.run(predlog_overhead(served, quiet, seconds))
+        finally:
+            stop(served)
+            stop(quiet)
+        overhead["record_us"] = record_cost_us(tag, redis_url)
         naive = serve("benchmarks.naive_service:NaiveTaxi", env, logs / "naive.log")
         try:
             rows += asyncio.run(measure_naive(naive, seconds, clients))
@@ -143,6 +192,10 @@ def main(seconds: float = typer.Option(10.0, help="length of each load step"),
                       f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["errors"]),
                       f"{naive_rss if r['what'] == 'naive reference' else rss:.0f}")
     out.print(table)
+    out.print(f"prediction log overhead on /predict p50 (1 client, interleaved): "
+              f"{overhead['p50_on_ms']:.3f} ms with, {overhead['p50_off_ms']:.3f} ms without = "
+              f"{overhead['overhead_ms']:+.3f} ms; PredictionLog.record itself "
+              f"{overhead['record_us']:.1f} us per trip")
     http_sat = next(r["achieved"] for r in rows
                     if r["protocol"] == "HTTP" and r["offered"] == "closed")
     naive_sat = rows[-1]["achieved"]
@@ -150,7 +203,8 @@ def main(seconds: float = typer.Option(10.0, help="length of each load step"),
               f"{http_sat / naive_sat:.1f}x")
     (ARTIFACTS / "bench.json").write_text(json.dumps(
         {"tag": tag, "workers": workers, "rows": rows, "worker_rss_mb": rss,
-         "naive_rss_mb": naive_rss, "ratio": http_sat / naive_sat, "at": time.time()}, indent=2))
+         "naive_rss_mb": naive_rss, "predlog": overhead, "ratio": http_sat / naive_sat,
+         "at": time.time()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ class LocalRedis:
 
     port: int = field(default_factory=_free_port)
     binary: str = field(default_factory=server_binary)
+    # persist=True: an append-only file fsynced on every write, kept across stop/start (for
+    # durability tests); the default keeps nothing on disk.
+    persist: bool = False
     _proc: subprocess.Popen | None = None
     _dir: Path | None = None
 
@@ -66,9 +69,12 @@ class LocalRedis:
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         """Start the server and wait until it answers PING."""
-        self._dir = Path(tempfile.mkdtemp(prefix="taxi-redis-"))
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="taxi-redis-"))
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else [
+            "--appendonly", "no"]
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self._dir),
+                "--save", "", *aof, "--dir", str(self._dir),
                 "--logfile", str(self._dir / "server.log")]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url, socket_timeout=0.5)
@@ -85,12 +91,12 @@ class LocalRedis:
         self.stop()
         raise RuntimeError(f"Redis on port {self.port} did not answer within {timeout}s")
 
-    def stop(self) -> None:
-        """Stop the server (its data is gone: it keeps nothing on disk)."""
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server; its data is gone unless ``keep_data`` (with ``persist``)."""
         if self._proc is not None:
             terminate(self._proc, timeout=5)
         self._proc = None
-        if self._dir is not None:
+        if self._dir is not None and not (keep_data and self.persist):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 

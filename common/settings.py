@@ -11,7 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import paths
 
-
 # Prefixes owned by other components' own settings objects (the drift monitor's, the retrain
 # job's); the chart passes them in the same pods, so they are theirs to validate, not ours.
 OTHER_COMPONENTS = ("TAXI_DRIFT_", "TAXI_RETRAIN_", "TAXI_HELM_", "TAXI_LEASE_", "TAXI_ENTRY_")
@@ -36,6 +35,17 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
     redis_timeout_ms: float = Field(default=50.0, gt=0, le=5000,
                                     description="per-request Redis budget before falling back")
+    predlog_enabled: bool = Field(default=True, description="log predictions to Redis")
+    predlog_buffer: int = Field(default=10_000, ge=1, le=1_000_000,
+                                description="trips held in memory for the log; more are dropped")
+    predlog_maxlen: int = Field(default=200_000, ge=1000,
+                                description="approximate length cap of the taxi:predlog stream")
+    feedback_ttl_s: int = Field(default=21_600, ge=60,
+                                description="how long a prediction waits for its feedback")
+    accuracy_windows: str = Field(default="15m,1h,24h",
+                                  description="rolling-MAE windows, e.g. 15m,1h,24h")
+    accuracy_refresh_s: float = Field(default=10.0, gt=0, le=3600,
+                                      description="seconds between rolling-MAE refreshes")
 
     @model_validator(mode="before")
     @classmethod

@@ -11,8 +11,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from service import metrics
+from service.feedback import FeedbackRequest, FeedbackStore
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 from service.http_app import describe, error_details
 from service.predictor import Predictor
@@ -44,8 +46,10 @@ def to_proto(p: Prediction) -> taxi_pb2.Prediction:
 class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
     """Validates with the same pydantic rules as HTTP and calls the same predictor."""
 
-    def __init__(self, get_predictor: Callable[[], Predictor], max_batch: int):
+    def __init__(self, get_predictor: Callable[[], Predictor], max_batch: int,
+                 get_feedback: Callable[[], FeedbackStore] | None = None):
         self.get_predictor, self.max_batch = get_predictor, max_batch
+        self.get_feedback = get_feedback
 
     async def _observe(self, endpoint: str, start: float, code: grpc.StatusCode) -> None:
         labels = dict(protocol="grpc", endpoint=endpoint,
@@ -90,14 +94,40 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         await self._observe("PredictBatch", start, grpc.StatusCode.OK)
         return taxi_pb2.PredictBatchResponse(predictions=[to_proto(p) for p in results])
 
+    async def Feedback(self, request, context):  # noqa: N802 - gRPC method name
+        start = time.perf_counter()
+        fields = {"request_id": request.request_id}
+        for name in ("actual_duration_seconds", "actual_fare_usd"):
+            if request.HasField(name):
+                fields[name] = getattr(request, name)
+        try:
+            fb = FeedbackRequest.model_validate(fields)
+        except ValidationError as exc:
+            await self._observe("Feedback", start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                describe(error_details(exc.errors())))
+        if self.get_feedback is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not configured")
+        try:
+            reply = await self.get_feedback().accept(fb)
+        except (RedisError, OSError, TimeoutError):
+            await self._observe("Feedback", start, grpc.StatusCode.UNAVAILABLE)
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                "feedback store unreachable: nothing was stored, retry later")
+        await self._observe("Feedback", start, grpc.StatusCode.OK)
+        return taxi_pb2.FeedbackReply(request_id=reply.request_id, status=reply.status,
+                                      model_version=reply.model_version or "",
+                                      track=reply.track or "")
+
 
 async def start(get_predictor: Callable[[], Predictor], port: int, max_batch: int,
+                get_feedback: Callable[[], FeedbackStore] | None = None,
                 host: str = "0.0.0.0") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """Start serving on ``host:port`` (SO_REUSEPORT: every BentoML worker can bind it)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
                                       ("grpc.max_receive_message_length", 16 << 20)])
     taxi_pb2_grpc.add_TripPredictorServicer_to_server(
-        TripPredictorServicer(get_predictor, max_batch), server)
+        TripPredictorServicer(get_predictor, max_batch, get_feedback), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

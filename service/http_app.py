@@ -15,8 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from service import metrics
+from service.feedback import FeedbackReply, FeedbackRequest, FeedbackStore
 from service.predictor import Predictor
 from service.schemas import BatchRequest, BatchResponse, ErrorResponse, Prediction, TripRequest
 
@@ -66,8 +68,15 @@ class Timing:
             metrics.REQUESTS.labels(**labels).inc()
 
 
-def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000) -> FastAPI:
-    """The HTTP app; ``get_predictor`` returns the service's loaded predictor."""
+FEEDBACK_ERRORS = {**{k: v for k, v in ERRORS.items() if k != 413},
+                   503: {"model": ErrorResponse, "description": "feedback store unreachable: "
+                                                            "nothing stored, retry"}}
+
+
+def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000,
+               get_feedback: Callable[[], FeedbackStore] | None = None) -> FastAPI:
+    """The HTTP app; ``get_predictor`` returns the service's loaded predictor and
+    ``get_feedback`` its feedback store (no /feedback route without one)."""
     app = FastAPI(title="taxi-serve", version="1", docs_url=None, redoc_url=None,
                   description="NYC taxi trip duration and fare predictions")
     app.add_middleware(Timing, labels=lambda: get_predictor().labels)
@@ -111,6 +120,20 @@ def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000) ->
                                 status_code=422)
         answer = BatchResponse(predictions=await get_predictor().predict(batch.trips))
         return Response(answer.model_dump_json(), media_type="application/json")
+
+    if get_feedback is not None:
+        @app.post("/feedback", status_code=202, response_model=FeedbackReply,
+                  responses=FEEDBACK_ERRORS)
+        async def feedback(fb: FeedbackRequest) -> FeedbackReply:
+            """What really happened on a predicted trip. 202 once it is stored; repeats of a
+            request id are answered ``duplicate`` and never counted twice."""
+            try:
+                reply = await get_feedback().accept(fb)
+            except (RedisError, OSError, TimeoutError):
+                return JSONResponse({"error": "feedback store unreachable: nothing was stored, "
+                                              "retry later", "detail": []}, status_code=503)
+            return Response(reply.model_dump_json(), status_code=202,
+                            media_type="application/json")
 
     original = app.openapi
 

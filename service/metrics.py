@@ -5,7 +5,7 @@ Inside a BentoML worker, prometheus-client runs in multiprocess mode (BentoML se
 PROMETHEUS_MULTIPROC_DIR) and BentoML's /metrics exports these beside its own.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25,
                     0.5, 1.0, 2.5)
@@ -30,3 +30,19 @@ PREDICTED_DURATION = Histogram(
 PREDICTED_FARE = Histogram(
     "taxi_predicted_fare_usd", "Predicted fares", ["model_version", "track"],
     buckets=(5, 10, 15, 20, 30, 40, 60, 80, 120, 200))
+PREDLOG = Counter("taxi_prediction_log", "Predicted trips by prediction-log outcome "
+                  "(written, dropped_buffer_full, dropped_redis_error)", ["result"])
+FEEDBACK = Counter("taxi_feedback", "Feedback by outcome (accepted, duplicate, unknown_request)",
+                   ["result"])
+# Every worker computes the same values from Redis: export the most recent one, not a sum.
+ROLLING_MAE = Gauge("taxi_rolling_mae", "Rolling MAE from feedback (duration: s, fare: USD)",
+                    ["model_version", "track", "target", "window"],
+                    multiprocess_mode="mostrecent")
+ROLLING_SAMPLES = Gauge("taxi_rolling_feedback_samples", "Feedback samples behind taxi_rolling_mae",
+                        ["model_version", "track", "target", "window"],
+                        multiprocess_mode="mostrecent")
+OFFLINE_MAE = Gauge("taxi_model_offline_mae", "The served model's MAE on its evaluation month "
+                    "(duration: s, fare: USD)", ["model_version", "track", "target"],
+                    multiprocess_mode="mostrecent")
+MODEL_CREATED = Gauge("taxi_model_created_timestamp_seconds", "When the served model was trained",
+                      ["model_version", "track"], multiprocess_mode="mostrecent")

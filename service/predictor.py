@@ -13,12 +13,15 @@ import numpy as np
 from service import metrics
 from service.online_features import OnlineFeatures
 from service.schemas import Prediction, TripRequest
-from training.model import ZoneGeo, derive, predict_all, request_columns
+from training.model import ZoneGeo, derive, matrix, predict_all, request_columns
 from training.register import Bundle, load_bundle
 
 log = logging.getLogger("taxi.predictor")
 NY = ZoneInfo("America/New_York")
 FEATURES_UNAVAILABLE = "features_unavailable"
+# Columns that hold categories, not quantities (the drift monitor tests them with chi-squared).
+CATEGORICAL = ("pickup_zone_id", "dropoff_zone_id", "pickup_borough", "dropoff_borough", "hour",
+               "weekday")
 
 
 class ModelMismatch(RuntimeError):
@@ -50,6 +53,10 @@ class Predictor:
         feast_cols = sorted({c for cols in bundle.columns.values() for c in cols if "__" in c})
         self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
         self.labels = {"model_version": self.version, "track": track}
+        # The logged vector: every model column once, in the reference sample's order.
+        self.log_columns = sorted({c for cols in bundle.columns.values() for c in cols})
+        self.categorical = [c for c in self.log_columns if c in CATEGORICAL]
+        self.log = None  # a service.predlog.PredictionLog when the service logs predictions
 
     @classmethod
     def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05) -> Predictor:
@@ -74,21 +81,27 @@ class Predictor:
             [np.nan if t.trip_distance_miles is None else t.trip_distance_miles for t in trips])
         for name in self.features.columns:
             cols[name] = np.fromiter((r.get(name, np.nan) for r in rows), "float64", n)
-        preds = predict_all(self.bundle.boosters, self.bundle.columns, derive(cols), n)
+        full = derive(cols)
+        preds = predict_all(self.bundle.boosters, self.bundle.columns, full, n)
         degraded = [] if online else [FEATURES_UNAVAILABLE]
         if not online:
             metrics.FALLBACKS.labels(**self.labels).inc(n)
         metrics.TRIPS.labels(**self.labels).inc(n)
+        # A trip takes time and costs >= 0.
+        durations = np.maximum(preds["duration"], 1.0).round(1)
+        fares = np.maximum(preds["fare"], 0.0).round(2)
         out = []
         for i, trip in enumerate(trips):
-            duration = max(float(preds["duration"][i]), 1.0)  # a trip takes time, costs >= 0
-            fare = max(float(preds["fare"][i]), 0.0)
+            duration, fare = float(durations[i]), float(fares[i])
             metrics.PREDICTED_DURATION.labels(**self.labels).observe(duration)
             metrics.PREDICTED_FARE.labels(**self.labels).observe(fare)
             out.append(Prediction(
                 request_id=trip.request_id or uuid.uuid4().hex,
-                duration_seconds=round(duration, 1), fare_usd=round(fare, 2),
+                duration_seconds=duration, fare_usd=fare,
                 model_version=self.version, track=self.track, degraded=list(degraded)))
+        if self.log is not None:
+            self.log.record([p.request_id for p in out], durations, fares,
+                            matrix(full, self.log_columns, n))
         return out
 
     async def ready(self) -> bool:

@@ -6,10 +6,28 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 ZoneId = Annotated[StrictInt, Field(ge=1, le=263, description="TLC taxi zone LocationID")]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _request_id(value: str) -> str:
+    if not _REQUEST_ID.match(value):
+        raise ValueError("must be 1-128 characters of letters, digits and . _ : -")
+    return value
+
+
+RequestId = Annotated[StrictStr, AfterValidator(_request_id)]
 
 
 class TripRequest(BaseModel):
@@ -27,8 +45,8 @@ class TripRequest(BaseModel):
     passenger_count: Annotated[StrictInt, Field(ge=1, le=8)] | None = None
     trip_distance_miles: Annotated[StrictFloat | StrictInt,
                                    Field(gt=0, le=100, allow_inf_nan=False)] | None = None
-    request_id: str | None = Field(default=None, description="generated when absent",
-                                   examples=["ride-42"])
+    request_id: RequestId | None = Field(default=None, description="generated when absent",
+                                         examples=["ride-42"])
 
     @field_validator("pickup_datetime")
     @classmethod
@@ -39,13 +57,6 @@ class TripRequest(BaseModel):
             raise ValueError("must be an ISO 8601 date-time such as 2023-02-07T08:30:00") from None
         if not 2000 <= parsed.year <= 2100:
             raise ValueError("year must be between 2000 and 2100")
-        return value
-
-    @field_validator("request_id")
-    @classmethod
-    def _request_id(cls, value: str | None) -> str | None:
-        if value is not None and not _REQUEST_ID.match(value):
-            raise ValueError("must be 1-128 characters of letters, digits and . _ : -")
         return value
 
 

@@ -14,8 +14,11 @@ import os
 import bentoml
 
 from common.settings import Settings
+from service.accuracy import AccuracyReporter, parse_windows
+from service.feedback import FeedbackStore
 from service.http_app import create_app
 from service.predictor import Predictor
+from service.predlog import PredictionLog
 from training.register import load_bundle, resolve_tag
 
 log = logging.getLogger("taxi.service")
@@ -24,6 +27,10 @@ _state: dict = {}
 
 def current_predictor() -> Predictor:
     return _state["predictor"]
+
+
+def current_feedback() -> FeedbackStore:
+    return _state["feedback"]
 
 
 def _max_batch() -> int:
@@ -41,7 +48,7 @@ def _model_tag() -> str:
         return tag
 
 
-http_app = create_app(current_predictor, max_batch=_max_batch())
+http_app = create_app(current_predictor, max_batch=_max_batch(), get_feedback=current_feedback)
 
 
 @bentoml.service(
@@ -70,7 +77,15 @@ class TaxiService:
         except Exception:
             log.exception("model %s failed to load: the service stays unready", self.model.tag)
             raise
-        _state["predictor"] = self.predictor
+        s = self.settings
+        if s.predlog_enabled:
+            self.predictor.log = PredictionLog(
+                s.redis_url, self.predictor.version, s.track, capacity=s.predlog_buffer,
+                stream_maxlen=s.predlog_maxlen, ttl_s=s.feedback_ttl_s)
+        self.feedback = FeedbackStore(s.redis_url, ttl_s=s.feedback_ttl_s)
+        self.accuracy = AccuracyReporter(self.predictor, parse_windows(s.accuracy_windows),
+                                         s.accuracy_refresh_s)
+        _state["predictor"], _state["feedback"] = self.predictor, self.feedback
         self.grpc_server = None
         # Everything loaded so far lives as long as the worker: keep it out of the cyclic
         # GC's scans, whose full passes over Feast/pandas/BentoML objects stall requests.
@@ -80,17 +95,23 @@ class TaxiService:
 
     @bentoml.on_startup
     async def start_grpc(self) -> None:
-        """Start gRPC in this worker's event loop, sharing the loaded predictor."""
+        """Start gRPC and the accuracy refresher in this worker's event loop."""
+        self.accuracy.start(self.settings.redis_url)
         if self.settings.grpc_port:
             from service import grpc_server
 
             self.grpc_server, _ = await grpc_server.start(
-                current_predictor, self.settings.grpc_port, self.settings.max_batch)
+                current_predictor, self.settings.grpc_port, self.settings.max_batch,
+                current_feedback)
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=2.0)
+        await self.accuracy.stop()
+        if self.predictor.log is not None:
+            await self.predictor.log.close()
+        await self.feedback.close()
         await self.predictor.features.close()
 
     async def __is_ready__(self) -> bool:

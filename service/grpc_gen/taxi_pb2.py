@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12taxi/v1/taxi.proto\x12\x07taxi.v1\"\xda\x01\n\x0ePredictRequest\x12\x16\n\x0epickup_zone_id\x18\x01 \x01(\x05\x12\x17\n\x0f\x64ropoff_zone_id\x18\x02 \x01(\x05\x12\x17\n\x0fpickup_datetime\x18\x03 \x01(\t\x12\x1c\n\x0fpassenger_count\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12 \n\x13trip_distance_miles\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x12\n\x10_passenger_countB\x16\n\x14_trip_distance_miles\"\x84\x01\n\nPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x61re_usd\x18\x03 \x01(\x01\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\r\n\x05track\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x06 \x03(\t\"=\n\x13PredictBatchRequest\x12&\n\x05trips\x18\x01 \x03(\x0b\x32\x17.taxi.v1.PredictRequest\"@\n\x14PredictBatchResponse\x12(\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x13.taxi.v1.Prediction2\x95\x01\n\rTripPredictor\x12\x37\n\x07Predict\x12\x17.taxi.v1.PredictRequest\x1a\x13.taxi.v1.Prediction\x12K\n\x0cPredictBatch\x12\x1c.taxi.v1.PredictBatchRequest\x1a\x1d.taxi.v1.PredictBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12taxi/v1/taxi.proto\x12\x07taxi.v1\"\xda\x01\n\x0ePredictRequest\x12\x16\n\x0epickup_zone_id\x18\x01 \x01(\x05\x12\x17\n\x0f\x64ropoff_zone_id\x18\x02 \x01(\x05\x12\x17\n\x0fpickup_datetime\x18\x03 \x01(\t\x12\x1c\n\x0fpassenger_count\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12 \n\x13trip_distance_miles\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x12\n\x10_passenger_countB\x16\n\x14_trip_distance_miles\"\x84\x01\n\nPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x61re_usd\x18\x03 \x01(\x01\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\r\n\x05track\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x06 \x03(\t\"=\n\x13PredictBatchRequest\x12&\n\x05trips\x18\x01 \x03(\x0b\x32\x17.taxi.v1.PredictRequest\"@\n\x14PredictBatchResponse\x12(\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x13.taxi.v1.Prediction\"\x99\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x17\x61\x63tual_duration_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0f\x61\x63tual_fare_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\x1a\n\x18_actual_duration_secondsB\x12\n\x10_actual_fare_usd\"Y\n\rFeedbackReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\r\n\x05track\x18\x04 \x01(\t2\xd3\x01\n\rTripPredictor\x12\x37\n\x07Predict\x12\x17.taxi.v1.PredictRequest\x1a\x13.taxi.v1.Prediction\x12K\n\x0cPredictBatch\x12\x1c.taxi.v1.PredictBatchRequest\x1a\x1d.taxi.v1.PredictBatchResponse\x12<\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x18.taxi.v1.FeedbackRequest\x1a\x16.taxi.v1.FeedbackReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTBATCHREQUEST']._serialized_end=448
   _globals['_PREDICTBATCHRESPONSE']._serialized_start=450
   _globals['_PREDICTBATCHRESPONSE']._serialized_end=514
-  _globals['_TRIPPREDICTOR']._serialized_start=517
-  _globals['_TRIPPREDICTOR']._serialized_end=666
+  _globals['_FEEDBACKREQUEST']._serialized_start=517
+  _globals['_FEEDBACKREQUEST']._serialized_end=670
+  _globals['_FEEDBACKREPLY']._serialized_start=672
+  _globals['_FEEDBACKREPLY']._serialized_end=761
+  _globals['_TRIPPREDICTOR']._serialized_start=764
+  _globals['_TRIPPREDICTOR']._serialized_end=975
 # @@protoc_insertion_point(module_scope)

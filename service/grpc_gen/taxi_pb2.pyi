@@ -49,3 +49,25 @@ class PredictBatchResponse(_message.Message):
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
     def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("request_id", "actual_duration_seconds", "actual_fare_usd")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FARE_USD_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    actual_duration_seconds: float
+    actual_fare_usd: float
+    def __init__(self, request_id: _Optional[str] = ..., actual_duration_seconds: _Optional[float] = ..., actual_fare_usd: _Optional[float] = ...) -> None: ...
+
+class FeedbackReply(_message.Message):
+    __slots__ = ("request_id", "status", "model_version", "track")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: str
+    model_version: str
+    track: str
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., model_version: _Optional[str] = ..., track: _Optional[str] = ...) -> None: ...

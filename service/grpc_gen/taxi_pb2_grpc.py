@@ -44,6 +44,11 @@ class TripPredictorStub:
                 request_serializer=taxi_dot_v1_dot_taxi__pb2.PredictBatchRequest.SerializeToString,
                 response_deserializer=taxi_dot_v1_dot_taxi__pb2.PredictBatchResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/taxi.v1.TripPredictor/Feedback',
+                request_serializer=taxi_dot_v1_dot_taxi__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=taxi_dot_v1_dot_taxi__pb2.FeedbackReply.FromString,
+                _registered_method=True)
 
 
 class TripPredictorServicer:
@@ -61,6 +66,13 @@ class TripPredictorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Stored (durably, exactly once per request_id) before it answers; UNAVAILABLE = retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TripPredictorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_TripPredictorServicer_to_server(servicer, server):
                     servicer.PredictBatch,
                     request_deserializer=taxi_dot_v1_dot_taxi__pb2.PredictBatchRequest.FromString,
                     response_serializer=taxi_dot_v1_dot_taxi__pb2.PredictBatchResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=taxi_dot_v1_dot_taxi__pb2.FeedbackRequest.FromString,
+                    response_serializer=taxi_dot_v1_dot_taxi__pb2.FeedbackReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class TripPredictor:
             '/taxi.v1.TripPredictor/PredictBatch',
             taxi_dot_v1_dot_taxi__pb2.PredictBatchRequest.SerializeToString,
             taxi_dot_v1_dot_taxi__pb2.PredictBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taxi.v1.TripPredictor/Feedback',
+            taxi_dot_v1_dot_taxi__pb2.FeedbackRequest.SerializeToString,
+            taxi_dot_v1_dot_taxi__pb2.FeedbackReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,154 @@
+"""Rolling accuracy from ground-truth feedback, per model version, track and target.
+
+Feedback acceptance (service/feedback.py) adds each absolute error to a per-minute bucket
+``taxi:acc:<version>:<track>:<target>:<minute>`` (fields ``n`` and ``sum``). A rolling MAE over
+a window is the sum of the window's buckets divided by their count: one pipelined read, however
+much feedback arrived. The service refreshes ``taxi_rolling_mae`` from these buckets; the
+retrain job reads them with :func:`rolling_mae`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+
+import redis
+
+from service import metrics
+
+log = logging.getLogger("taxi.accuracy")
+TARGETS = ("duration", "fare")
+_WINDOW = re.compile(r"^(\d+)([mhd])$")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86_400}
+MODEL_ROW = "lightgbm+features"  # the served model's row in training's evaluation report
+
+
+def parse_windows(spec: str) -> dict[str, int]:
+    """``"15m,1h,24h"`` -> ``{"15m": 900, "1h": 3600, "24h": 86400}``; minutes at least."""
+    out = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        m = _WINDOW.match(part)
+        if not m or int(m.group(1)) == 0:
+            raise ValueError(f"window {part!r} must look like 15m, 1h or 1d")
+        out[part] = int(m.group(1)) * _UNIT_S[m.group(2)]
+    if not out:
+        raise ValueError("at least one accuracy window is needed")
+    return out
+
+
+def bucket_keys(version: str, track: str, target: str, window_s: int,
+                now: float | None = None) -> list[str]:
+    """Keys of the minute buckets that make up the window ending now (the current minute
+    included)."""
+    minute = int((time.time() if now is None else now) // 60)
+    first = minute - max(window_s // 60, 1) + 1
+    return [f"taxi:acc:{version}:{track}:{target}:{m}" for m in range(first, minute + 1)]
+
+
+def _reduce(replies) -> tuple[float | None, int]:
+    n, total = 0, 0.0
+    for count, summed in replies:
+        if count is not None:
+            n += int(count)
+            total += float(summed or 0.0)
+    return (total / n if n else None), n
+
+
+def rolling_mae(client: redis.Redis, version: str, track: str, target: str, window_s: int,
+                now: float | None = None) -> tuple[float | None, int]:
+    """MAE (seconds for duration, USD for fare) and its sample count over the window;
+    ``(None, 0)`` without feedback."""
+    pipe = client.pipeline(transaction=False)
+    for key in bucket_keys(version, track, target, window_s, now):
+        pipe.hmget(key, "n", "sum")
+    return _reduce(pipe.execute())
+
+
+async def rolling_mae_async(client, version: str, track: str, target: str, window_s: int,
+                            now: float | None = None) -> tuple[float | None, int]:
+    """:func:`rolling_mae` with an asyncio Redis client."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in bucket_keys(version, track, target, window_s, now):
+            pipe.hmget(key, "n", "sum")
+        replies = await pipe.execute()
+    return _reduce(replies)
+
+
+def offline_mae(metadata: dict) -> dict[str, float]:
+    """The model's MAE on its evaluation month, in seconds (duration) and USD (fare)."""
+    out = {}
+    for target, scale in (("duration", 60.0), ("fare", 1.0)):  # training reports minutes
+        value = metadata.get("metrics", {}).get(target, {}).get(MODEL_ROW, {}).get("mae")
+        if value is not None:
+            out[target] = float(value) * scale
+    return out
+
+
+class AccuracyReporter:
+    """Keeps this process's accuracy gauges and the ``taxi:model:<version>`` hash fresh."""
+
+    def __init__(self, predictor, windows: dict[str, int], refresh_s: float = 10.0):
+        self.predictor, self.windows, self.refresh_s = predictor, windows, refresh_s
+        self._task: asyncio.Task | None = None
+        labels = predictor.labels
+        meta = predictor.bundle.metadata
+        self.offline = offline_mae(meta)
+        for target, value in self.offline.items():
+            metrics.OFFLINE_MAE.labels(**labels, target=target).set(value)
+        created = meta.get("created_at")
+        if created:
+            from datetime import datetime
+            metrics.MODEL_CREATED.labels(**labels).set(datetime.fromisoformat(created).timestamp())
+
+    def model_hash(self) -> dict[str, str]:
+        """What the drift monitor needs to decode this version's logged vectors."""
+        p = self.predictor
+        out = {"columns": json.dumps(p.log_columns), "categorical": json.dumps(p.categorical),
+               "track": p.track}
+        for target, value in self.offline.items():
+            out[f"offline_mae_{target}"] = f"{value:.4f}"
+        created = p.bundle.metadata.get("created_at")
+        if created:
+            from datetime import datetime
+            out["created_at"] = f"{datetime.fromisoformat(created).timestamp():.0f}"
+        return out
+
+    async def refresh(self, client) -> None:
+        """One round: publish the model hash, recompute every rolling gauge."""
+        p = self.predictor
+        await client.hset(f"taxi:model:{p.version}", mapping=self.model_hash())
+        for target in TARGETS:
+            for name, seconds in self.windows.items():
+                mae, n = await rolling_mae_async(client, p.version, p.track, target, seconds)
+                labels = dict(p.labels, target=target, window=name)
+                metrics.ROLLING_SAMPLES.labels(**labels).set(n)
+                if mae is not None:
+                    metrics.ROLLING_MAE.labels(**labels).set(mae)
+
+    async def run(self, redis_url: str) -> None:
+        """Refresh forever; Redis trouble only delays the next round."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            while True:
+                try:
+                    await self.refresh(client)
+                except (redis.RedisError, OSError, TimeoutError) as exc:
+                    log.warning("accuracy refresh failed: %s", exc)
+                await asyncio.sleep(self.refresh_s)
+        finally:
+            await client.aclose()
+
+    def start(self, redis_url: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(redis_url))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
