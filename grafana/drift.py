@@ -41,7 +41,8 @@ DRIFT = Dashboard(
                 "{{model_version}}"),), width=6, height=5, mappings=DRIFT_MAPPINGS),
             Panel("Features below the p-value threshold", "stat", (Query(
                 f"taxi_serve:drift_features_below_threshold:count{{{SEL}}}",
-                "{{model_version}}"),), width=6, height=5, thresholds=((1, "red"),)),
+                "{{model_version}}"),), width=6, height=5, thresholds=((1, "red"),),
+                description="Uncorrected count; the verdict applies the correction."),
             Panel("Drift verdict over time", "state-timeline", (Query(
                 f"max by (model_version, kind) (taxi_drift_detected{{{SEL}}})",
                 "{{model_version}} {{kind}}"),), width=12, height=5,
@@ -50,7 +51,10 @@ DRIFT = Dashboard(
         Row("Feature drift", (
             Panel("Per-feature p-values (below the threshold line = drifted)", "timeseries", (
                 Query(f"min by (feature) (taxi_drift_feature_p_value{{{SEL}}})", "{{feature}}"),
-                THRESHOLD), unit="none", min=0, max=1, width=24, height=9),
+                THRESHOLD), unit="none", min=0, max=1, width=24, height=9,
+                description="The line is the drift monitor's significance level before the "
+                            "multiple-testing correction (Bonferroni or FDR) its verdict "
+                            "applies, so a feature just under it need not be flagged."),
             Panel("Per-feature test statistics", "timeseries", (Query(
                 f"max by (feature) (taxi_drift_feature_statistic{{{SEL}}})", "{{feature}}"),),
                 unit="none"),

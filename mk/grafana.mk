@@ -4,6 +4,8 @@
 PREVIEW_DIR     ?= grafana/previews
 # Seconds of load before the previews are drawn (the plots show the last few minutes).
 PREVIEW_SECONDS ?= 150
+# Minutes of history plotted when PROMETHEUS_URL points at a Prometheus of your own.
+PREVIEW_MINUTES ?= 5
 
 .PHONY: prometheus-tools dashboards dashboards-check dashboards-preview
 
@@ -27,7 +29,7 @@ dashboards-check: setup ## Fail when the committed dashboards/rules differ from 
 dashboards-preview: setup prometheus-tools ## Render each dashboard to $(PREVIEW_DIR)/*.png from a live Prometheus (PROMETHEUS_URL=... or a local stack under load)
 	@mkdir -p $(PREVIEW_DIR)
 	@if [ -n "$(PROMETHEUS_URL)" ]; then \
-	  $(PY) -m grafana preview --url "$(PROMETHEUS_URL)" --out $(PREVIEW_DIR); \
+	  $(PY) -m grafana preview --url "$(PROMETHEUS_URL)" --out $(PREVIEW_DIR) --minutes $(PREVIEW_MINUTES); \
 	else \
 	  TAXI_PREVIEW_DIR=$(abspath $(PREVIEW_DIR)) TAXI_LOAD_SECONDS=$(PREVIEW_SECONDS) \
 	  TAXI_PREVIEW_SECONDS=$(PREVIEW_SECONDS) \

@@ -46,7 +46,7 @@ def start_drift_monitor(redis_url: str, log_path) -> tuple[subprocess.Popen, int
     env = {**os.environ, "REDIS_URL": redis_url, "TAXI_DRIFT_PORT": str(port),
            "TAXI_DRIFT_INTERVAL_S": "2", "TAXI_DRIFT_MIN_WINDOW": "50",
            "TAXI_DRIFT_WINDOW_SIZE": "500"}
-    proc = subprocess.Popen([str(DRIFT_PYTHON), "-m", "drift_monitor"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([str(DRIFT_PYTHON), "-m", "drift_monitor", "run"], cwd=ROOT, env=env,
                             stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -67,13 +67,15 @@ def live(model_tag, feature_redis, tmp_path_factory):  # noqa: F811
     """Prometheus after the load: a stable service on the feature Redis, a canary whose Redis
     is gone (so fallback and degraded-feature series exist), and the drift monitor."""
     work = tmp_path_factory.mktemp("live-prometheus")
+    # Rolling MAE refreshed every 2 s instead of 10 s: the load lasts seconds.
+    common = {"TAXI_MODEL_TAG": model_tag, "TAXI_ACCURACY_REFRESH_S": "2"}
     stable = serve("service.service:TaxiService",
-                   {"REDIS_URL": feature_redis.url, "TAXI_MODEL_TAG": model_tag,
-                    "TAXI_TRACK": "stable"}, work / "stable.log")
+                   {**common, "REDIS_URL": feature_redis.url, "TAXI_TRACK": "stable"},
+                   work / "stable.log")
     canary_redis = LocalRedis().start()
     canary = serve("service.service:TaxiService",
-                   {"REDIS_URL": canary_redis.url, "TAXI_MODEL_TAG": model_tag,
-                    "TAXI_TRACK": "canary", "BENTOML_HOME": str(own_bentoml_home(work))},
+                   {**common, "REDIS_URL": canary_redis.url, "TAXI_TRACK": "canary",
+                    "BENTOML_HOME": own_bentoml_home(work)},
                    work / "canary.log")
     canary_redis.stop()  # the canary answers from its fallback features from now on
     procs, prometheus, load, drift_error = [], None, None, None

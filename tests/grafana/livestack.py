@@ -159,7 +159,7 @@ def run_load(http_urls: list[str], grpc_addrs: list[str], halt: threading.Event,
              sent: dict[str, int]) -> None:
     """HTTP and gRPC predictions (single and batch), some invalid requests (so error panels
     have 4xx/invalid_argument series) and feedback for answered requests when the service
-    offers /feedback, until `halt` is set; counts what was sent into `sent`."""
+    offers /feedback (every other answer), until `halt` is set; counts what was sent into `sent`."""
     channels = [grpc.insecure_channel(a) for a in grpc_addrs]
     stubs = [taxi_pb2_grpc.TripPredictorStub(c) for c in channels]
     client = httpx.Client(timeout=10)
@@ -187,7 +187,7 @@ def run_load(http_urls: list[str], grpc_addrs: list[str], halt: threading.Event,
                 if answer.status_code == 200 and i % 2 == 0:
                     fb = client.post(f"{url}/feedback", json={
                         "request_id": trip["request_id"],
-                        "actual_duration_seconds": 600 + (i % 13) * 60,
+                        "actual_duration_seconds": 600.0 + (i % 13) * 60,
                         "actual_fare_usd": 12.0 + (i % 11)})
                     sent["feedback"] += fb.status_code < 300
             i += 1
