@@ -7,7 +7,7 @@ the matplotlib previews.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Series labels every query filters on. In Kubernetes they come from relabelling pod metadata
 # (namespace, app.kubernetes.io/instance = the Helm release); the test Prometheus sets the same
@@ -61,7 +61,6 @@ class Dashboard:
     tags: tuple[str, ...] = ("taxi-serve",)
     # The metric whose label values populate the namespace/release variables.
     variable_metric: str = "taxi_requests_total"
-    links: tuple[str, ...] = field(default=())
 
     @property
     def filename(self) -> str:
