@@ -64,9 +64,12 @@ class Monitor:
         if found is None:
             s = self.settings
             cols = read_model_columns(self.client, version)
+            ignore = set(s.ignore_features)
+            if s.feature_scope == "request":
+                ignore |= set(cols.store_features)
             found = VersionDetector(
                 version, load_reference(s.reference_for(version)), cols.columns,
-                set(cols.categorical) | set(s.extra_categorical), ignore=set(s.ignore_features),
+                set(cols.categorical) | set(s.extra_categorical), ignore=ignore,
                 p_value=s.p_value, correction=s.correction,
                 min_category_count=s.min_category_count)
             self.detectors[version] = found

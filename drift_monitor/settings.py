@@ -56,6 +56,11 @@ class DriftSettings(BaseSettings):
     extra_categorical: list[str] = Field(
         default_factory=lambda: ["hour", "weekday"],
         description="chi-squared features besides the model's own categorical list")
+    feature_scope: Literal["request", "all"] = Field(
+        default="request", description="request: test what the ride app sent plus static zone "
+        "geometry (the model hash's store_features are left out); all: every logged column. "
+        "The online store holds one snapshot while the reference holds point-in-time values, "
+        "so 'all' flags that difference on every window (docs/monitoring.md)")
     ignore_features: list[str] = Field(default_factory=list,
                                        description="features left out of the feature test")
     min_category_count: int = Field(

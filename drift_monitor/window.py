@@ -25,6 +25,7 @@ class ModelColumns:
 
     columns: tuple[str, ...]
     categorical: tuple[str, ...]
+    store_features: tuple[str, ...] = ()  # from (or derived from) the online feature store
 
 
 @dataclass
@@ -50,13 +51,14 @@ def read_model_columns(client: redis.Redis, version: str) -> ModelColumns:
     try:
         columns = json.loads(raw[b"columns"])
         categorical = json.loads(raw.get(b"categorical", b"[]"))
+        store = json.loads(raw.get(b"store_features", b"[]"))
     except (KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{MODEL_KEY.format(version=version)} has no valid 'columns' / "
                          f"'categorical' JSON lists: {exc}") from exc
     if not columns or not all(isinstance(c, str) for c in columns + categorical):
         raise ValueError(f"{MODEL_KEY.format(version=version)}: columns must be a non-empty "
                          "JSON list of names")
-    return ModelColumns(tuple(columns), tuple(categorical))
+    return ModelColumns(tuple(columns), tuple(categorical), tuple(store))
 
 
 def raw_stream_client(client: redis.Redis) -> redis.Redis:

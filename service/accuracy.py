@@ -108,7 +108,7 @@ class AccuracyReporter:
         """What the drift monitor needs to decode this version's logged vectors."""
         p = self.predictor
         out = {"columns": json.dumps(p.log_columns), "categorical": json.dumps(p.categorical),
-               "track": p.track}
+               "store_features": json.dumps(p.store_features), "track": p.track}
         for target, value in self.offline.items():
             out[f"offline_mae_{target}"] = f"{value:.4f}"
         created = p.bundle.metadata.get("created_at")

@@ -7,7 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
@@ -33,10 +35,27 @@ class Served:
         return self.log_path.read_text(errors="replace")
 
 
+def private_home(log_path) -> str:
+    """A BENTOML_HOME of this process's own that shares the model store and champion pointer.
+
+    BentoML keeps its Prometheus multiprocess files in ``$BENTOML_HOME/prometheus_multiproc_dir``
+    and clears them at start: two services on one home would wipe and then mix each other's
+    metrics (a stable and a canary would report the same numbers).
+    """
+    shared = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+    home = Path(tempfile.mkdtemp(prefix="bentoml-home-", dir=Path(log_path).parent))
+    for name in ("models", "taxi-serve", "bentos"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (home / name).symlink_to(shared / name)
+    return str(home)
+
+
 def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Served:
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, **env, "TAXI_HTTP_PORT": str(http_port),
                 "TAXI_GRPC_PORT": str(grpc_port)}
+    if "BENTOML_HOME" not in env:
+        full_env["BENTOML_HOME"] = private_home(log_path)
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",
            "--port", str(http_port)]
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=open(log_path, "w"),

@@ -22,6 +22,10 @@ FEATURES_UNAVAILABLE = "features_unavailable"
 # Columns that hold categories, not quantities (the drift monitor tests them with chi-squared).
 CATEGORICAL = ("pickup_zone_id", "dropoff_zone_id", "pickup_borough", "dropoff_borough", "hour",
                "weekday")
+# Derived columns that depend on feature-store values (see training.model.derive); with the
+# Feast columns (``view__feature``) they are the "store" features, as opposed to what the
+# ride app sent plus static zone geometry.
+DERIVED_FROM_STORE = ("eff_distance", "eta_from_speed_s", "fare_from_per_mile")
 
 
 class ModelMismatch(RuntimeError):
@@ -56,6 +60,8 @@ class Predictor:
         # The logged vector: every model column once, in the reference sample's order.
         self.log_columns = sorted({c for cols in bundle.columns.values() for c in cols})
         self.categorical = [c for c in self.log_columns if c in CATEGORICAL]
+        self.store_features = [c for c in self.log_columns
+                               if "__" in c or c in DERIVED_FROM_STORE]
         self.log = None  # a service.predlog.PredictionLog when the service logs predictions
 
     @classmethod

@@ -146,7 +146,7 @@ class PredictionLog:
         await self.drain()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2.0)  # never hang a shutdown
         if self._client is not None:
-            await self._client.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.aclose(), timeout=2.0)

@@ -80,3 +80,15 @@ def trained(prepared):
     from training.train import TrainConfig
 
     return train_and_evaluate(prepared, "2023-02", TrainConfig())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what the real-data scenario tests measured (tests/report.py)."""
+    import json
+
+    from tests.report import MEASURED
+
+    if MEASURED:
+        terminalreporter.section("measured on real data")
+        for key, value in MEASURED.items():
+            terminalreporter.write_line(f"{key}: {json.dumps(value, default=str)}")

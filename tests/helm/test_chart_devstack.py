@@ -72,7 +72,8 @@ def test_grafana_provisions_datasource_and_dashboards(stack):
             if d["kind"] == "ConfigMap"}
     ds = yaml.safe_load(data["grafana-datasources"]["datasources.yaml"])
     assert ds["datasources"][0]["uid"] == "prometheus"
-    assert "taxi-serve-overview.json" in data["grafana-dashboards"]
+    assert {"taxi-serve-serving.json", "taxi-serve-drift-accuracy.json",
+            "taxi-serve-rollouts.json"} <= set(data["grafana-dashboards"])
     grafana = next(d for d in stack if d["kind"] == "Deployment" and
                    d["metadata"]["name"] == "grafana")
     mounts = {m["mountPath"] for m in grafana["spec"]["template"]["spec"]["containers"][0]
