@@ -124,8 +124,9 @@ def record_cost_us(tag: str, redis_url: str, n: int = 20_000) -> float:
     from service.predlog import PredictionLog
 
     async def run() -> float:
-        log = PredictionLog(redis_url, "bench", "bench", capacity=n + 1)
-        vec, one = np.zeros((1, 34)), np.ones(1)
+        names = [f"c{j}" for j in range(34)]
+        log = PredictionLog(redis_url, "bench", "bench", names, capacity=n + 1)
+        vec, one = {name: np.zeros(1) for name in names}, np.ones(1)
         times = []
         for i in range(n):
             start = time.perf_counter()

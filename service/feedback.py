@@ -30,7 +30,9 @@ BUCKET_TTL_S = 3 * 86_400  # longer than the longest rolling window
 #       stream max length, bucket TTL
 _ACCEPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
-local p = redis.call('HMGET', KEYS[2], 'v', 't', 'dur', 'fare')
+local raw = redis.call('GET', KEYS[2])
+local p = {}
+if raw then p = {string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')} end
 if not p[1] then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'rid', ARGV[1],
              'act_dur', ARGV[2], 'act_fare', ARGV[3], 'ts', ARGV[4])

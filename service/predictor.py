@@ -13,7 +13,7 @@ import numpy as np
 from service import metrics
 from service.online_features import OnlineFeatures
 from service.schemas import Prediction, TripRequest
-from training.model import ZoneGeo, derive, matrix, predict_all, request_columns
+from training.model import ZoneGeo, derive, predict_all, request_columns
 from training.register import Bundle, load_bundle
 
 log = logging.getLogger("taxi.predictor")
@@ -106,8 +106,7 @@ class Predictor:
                 duration_seconds=duration, fare_usd=fare,
                 model_version=self.version, track=self.track, degraded=list(degraded)))
         if self.log is not None:
-            self.log.record([p.request_id for p in out], durations, fares,
-                            matrix(full, self.log_columns, n))
+            self.log.record([p.request_id for p in out], durations, fares, full)
         return out
 
     async def ready(self) -> bool:

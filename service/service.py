@@ -80,7 +80,8 @@ class TaxiService:
         s = self.settings
         if s.predlog_enabled:
             self.predictor.log = PredictionLog(
-                s.redis_url, self.predictor.version, s.track, capacity=s.predlog_buffer,
+                s.redis_url, self.predictor.version, s.track, self.predictor.log_columns,
+                capacity=s.predlog_buffer,
                 stream_maxlen=s.predlog_maxlen, ttl_s=s.feedback_ttl_s)
         self.feedback = FeedbackStore(s.redis_url, ttl_s=s.feedback_ttl_s)
         self.accuracy = AccuracyReporter(self.predictor, parse_windows(s.accuracy_windows),
