@@ -26,6 +26,14 @@ def _ctx(dry_run: bool):
     return context(RetrainSettings(), dry_run)
 
 
+def _cluster_ctx(dry_run: bool):
+    """The job context for steps that act on the Helm release (they need a namespace)."""
+    ctx = _ctx(dry_run)
+    if ctx.helm is None:
+        raise typer.BadParameter("no namespace: set TAXI_RETRAIN_NAMESPACE or run in-cluster")
+    return ctx
+
+
 def _print(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
@@ -123,9 +131,7 @@ def rollout_cmd(candidate: Tag, dry_run: DryRun = False) -> None:
     from retrain.rollout import Rollout
     from training.register import current_champion, set_champion
 
-    ctx = _ctx(dry_run)
-    if ctx.helm is None:
-        raise typer.BadParameter("no namespace: set TAXI_RETRAIN_NAMESPACE or run in-cluster")
+    ctx = _cluster_ctx(dry_run)
     with lease(ctx) as held:
         if not held:
             raise typer.Exit(3)
@@ -161,9 +167,7 @@ def recover(dry_run: DryRun = False) -> None:
     from retrain.job import lease
     from retrain.rollout import Rollout
 
-    ctx = _ctx(dry_run)
-    if ctx.helm is None:
-        raise typer.BadParameter("no namespace: set TAXI_RETRAIN_NAMESPACE or run in-cluster")
+    ctx = _cluster_ctx(dry_run)
     with lease(ctx) as held:
         if not held:
             raise typer.Exit(3)

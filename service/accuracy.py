@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime
 
 import redis
 
@@ -100,9 +101,9 @@ class AccuracyReporter:
         for target, value in self.offline.items():
             metrics.OFFLINE_MAE.labels(**labels, target=target).set(value)
         created = meta.get("created_at")
-        if created:
-            from datetime import datetime
-            metrics.MODEL_CREATED.labels(**labels).set(datetime.fromisoformat(created).timestamp())
+        self.created_at = datetime.fromisoformat(created).timestamp() if created else None
+        if self.created_at is not None:
+            metrics.MODEL_CREATED.labels(**labels).set(self.created_at)
 
     def model_hash(self) -> dict[str, str]:
         """What the drift monitor needs to decode this version's logged vectors."""
@@ -111,10 +112,8 @@ class AccuracyReporter:
                "store_features": json.dumps(p.store_features), "track": p.track}
         for target, value in self.offline.items():
             out[f"offline_mae_{target}"] = f"{value:.4f}"
-        created = p.bundle.metadata.get("created_at")
-        if created:
-            from datetime import datetime
-            out["created_at"] = f"{datetime.fromisoformat(created).timestamp():.0f}"
+        if self.created_at is not None:
+            out["created_at"] = f"{self.created_at:.0f}"
         return out
 
     async def refresh(self, client) -> None:

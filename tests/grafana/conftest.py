@@ -23,16 +23,6 @@ DRIFT_PYTHON = DRIFT_DIR / ".venv/bin/python"
 WARMUP_SECONDS = float(os.environ.get("TAXI_LOAD_SECONDS", "20"))
 
 
-def own_bentoml_home(work) -> str:
-    """A BENTOML_HOME sharing the model store but not the Prometheus multiprocess directory
-    ($BENTOML_HOME/prometheus_multiproc_dir): two services on one home would wipe and then
-    merge each other's metrics, which pods in a cluster never do."""
-    home = work / "canary-bentoml"
-    home.mkdir()
-    (home / "models").symlink_to(os.path.join(os.environ["BENTOML_HOME"], "models"))
-    return str(home)
-
-
 def start_drift_monitor(redis_url: str, log_path) -> tuple[subprocess.Popen, int]:
     """`python -m drift_monitor` from its own environment; fails loudly when it is missing,
     because the drift panels cannot be checked without it."""
@@ -74,8 +64,7 @@ def live(model_tag, feature_redis, tmp_path_factory):  # noqa: F811
                    work / "stable.log")
     canary_redis = LocalRedis().start()
     canary = serve("service.service:TaxiService",
-                   {**common, "REDIS_URL": canary_redis.url, "TAXI_TRACK": "canary",
-                    "BENTOML_HOME": own_bentoml_home(work)},
+                   {**common, "REDIS_URL": canary_redis.url, "TAXI_TRACK": "canary"},
                    work / "canary.log")
     canary_redis.stop()  # the canary answers from its fallback features from now on
     procs, prometheus, load, drift_error = [], None, None, None

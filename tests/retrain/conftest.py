@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from retrainlib import CHAMPION_MONTHS, REPORT, ZONES, World, month_file  # noqa: E402
+from retrainlib import CHAMPION_MONTHS, ZONES, World, month_file  # noqa: E402
 
 from common.paths import FEATURE_REPO  # noqa: E402
 from common.redis_local import LocalRedis  # noqa: E402
@@ -40,16 +40,6 @@ def world(tmp_path_factory) -> World:
     for served in w.services:
         stop(served)
     redis.stop()
-
-
-def pytest_terminal_summary(terminalreporter):
-    import json
-
-    if not REPORT:
-        return
-    terminalreporter.section("retrain job: measured")
-    for key, value in REPORT.items():
-        terminalreporter.write_line(f"{key}: {json.dumps(value, default=str)}")
 
 
 @pytest.fixture(scope="session")

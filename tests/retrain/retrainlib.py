@@ -26,7 +26,6 @@ TLC = ROOT.parent / "shared" / "data" / "tlc"
 ZONES = ROOT.parent / "shared" / "data" / "zones.csv"
 CHAMPION_MONTHS = ["2021-03", "2022-01", "2022-02", "2022-03"]
 REPLAY_MONTH = "2023-02"
-REPORT: dict[str, object] = {}  # printed in the terminal summary (before/after MAE, timelines)
 
 
 def month_file(month: str) -> Path:

@@ -23,7 +23,6 @@ import uuid
 import pytest
 from retrainlib import (
     REPLAY_MONTH,
-    REPORT,
     LoadGen,
     helm_history,
     install_release,
@@ -35,6 +34,7 @@ from retrainlib import (
 from common.redis_local import LocalRedis
 from retrain.trips import known_trips
 from service.launcher import stop
+from tests.report import MEASURED as REPORT
 from training.register import current_champion
 
 pytestmark = [pytest.mark.retrain, pytest.mark.k8s, pytest.mark.slow]

@@ -9,9 +9,6 @@ what the input-drift detector says about the 2023 window is recorded, whatever i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 
 import httpx
@@ -19,13 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from retrainlib import REPLAY_MONTH, month_file, replay
 
-from common.paths import ROOT
 from retrain.trips import known_trips
 from tests.report import MEASURED
+from tests.service.test_drift_scenarios import drift_verdicts
 
 pytestmark = [pytest.mark.retrain, pytest.mark.slow]
 N = 400
-DRIFT_PY = ROOT / "drift_monitor" / ".venv" / "bin" / "python"
 
 
 def fare_gauge(http: str, version: str, expect_n: int) -> tuple[float, int]:
@@ -45,15 +41,6 @@ def fare_gauge(http: str, version: str, expect_n: int) -> tuple[float, int]:
     raise AssertionError(f"rolling MAE gauge never reached {expect_n} samples: {got}")
 
 
-def drift_verdict(redis_url: str, window: int) -> dict:
-    env = {**os.environ, "REDIS_URL": redis_url, "TAXI_DRIFT_WINDOW_SIZE": str(window),
-           "TAXI_DRIFT_MIN_WINDOW": str(window)}
-    proc = subprocess.run([str(DRIFT_PY), "-m", "drift_monitor", "evaluate-once"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-
-
 def test_rolling_fare_mae_rises_on_2023_trips(world):
     version = world.champion.split(":")[1]
     served = world.serve(world.champion, "monitoring", "monitoring",
@@ -62,7 +49,7 @@ def test_rolling_fare_mae_rises_on_2023_trips(world):
     before, n_before = fare_gauge(served.http, version, N)
     after_2023 = replay(served.http, known_trips(month_file(REPLAY_MONTH), N, seed=4), "m23")
     after, n_after = fare_gauge(served.http, version, 2 * N)
-    verdicts = [v for v in drift_verdict(world.redis.url, N) if v["model_version"] == version]
+    verdicts = [v for v in drift_verdicts(world.redis.url, N) if v["model_version"] == version]
     MEASURED["concept drift: rolling fare MAE gauge (15m window, USD)"] = {
         "after Feb-2021 trips": round(before, 3), "n": n_before,
         "after Feb-2023 trips too": round(after, 3), "n after": n_after,

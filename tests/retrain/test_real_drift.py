@@ -14,10 +14,11 @@ import json
 
 import pytest
 import redis
-from retrainlib import REPLAY_MONTH, REPORT, month_file, replay
+from retrainlib import REPLAY_MONTH, month_file, replay
 
 from retrain.decide import rolling_accuracy
 from retrain.trips import known_trips
+from tests.report import MEASURED as REPORT
 from training.register import current_champion
 
 pytestmark = [pytest.mark.retrain, pytest.mark.slow]

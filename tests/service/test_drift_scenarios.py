@@ -28,15 +28,21 @@ DRIFT_PY = ROOT / "drift_monitor" / ".venv" / "bin" / "python"
 WINDOW = 1000
 
 
-def evaluate(redis_url: str) -> dict:
-    """One drift evaluation of the newest window; the verdict of the served version."""
-    env = {**os.environ, "REDIS_URL": redis_url, "TAXI_DRIFT_WINDOW_SIZE": str(WINDOW),
-           "TAXI_DRIFT_MIN_WINDOW": str(WINDOW)}
+def drift_verdicts(redis_url: str, window: int) -> list[dict]:
+    """``python -m drift_monitor evaluate-once`` on the newest ``window`` entries of each
+    logged model version (its own environment); the verdicts it printed."""
+    env = {**os.environ, "REDIS_URL": redis_url, "TAXI_DRIFT_WINDOW_SIZE": str(window),
+           "TAXI_DRIFT_MIN_WINDOW": str(window)}
     proc = subprocess.run([str(DRIFT_PY), "-m", "drift_monitor", "evaluate-once"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    verdicts = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(verdicts) == 1, proc.stdout
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def evaluate(redis_url: str) -> dict:
+    """One drift evaluation of the newest window; the verdict of the served version."""
+    verdicts = drift_verdicts(redis_url, WINDOW)
+    assert len(verdicts) == 1, verdicts
     return verdicts[0]
 
 
@@ -71,13 +77,13 @@ def rdb(feature_redis):
     client.close()
 
 
-def test_same_population_raises_no_drift_beyond_the_false_positive_rate(served, rdb, february,
-                                                                         model_tag):
+def test_same_population_raises_no_drift_beyond_the_false_positive_rate(
+        served, rdb, feature_redis, february, model_tag):
     verdicts = []
     for k in range(3):
         window = february.iloc[k * WINDOW:(k + 1) * WINDOW]
         replay(served, rdb, window, f"same{k}")
-        verdicts.append(evaluate(served_url(rdb)))
+        verdicts.append(evaluate(feature_redis.url))
     assert all(v["model_version"] == model_tag.split(":")[1] for v in verdicts)
     assert all(v["window_size"] == WINDOW for v in verdicts)
     drifted = [v for v in verdicts if v["drift"]]
@@ -89,22 +95,18 @@ def test_same_population_raises_no_drift_beyond_the_false_positive_rate(served, 
     assert stored["evaluated_at"] == verdicts[-1]["evaluated_at"]
 
 
-def test_synthetic_covariate_shift_is_detected_within_one_window(served, rdb, february):
+def test_synthetic_covariate_shift_is_detected_within_one_window(served, rdb, feature_redis,
+                                                                  february):
     window = february.iloc[3 * WINDOW:4 * WINDOW].copy()
     window["trip_distance"] = (window["trip_distance"] * 1.5).clip(upper=100)
     replay(served, rdb, window, "longer")
-    verdict = evaluate(served_url(rdb))
+    verdict = evaluate(feature_redis.url)
     REPORT["drift: distance x1.5"] = (verdict["drift"], verdict["drifted_features"])
     assert verdict["drift"] and verdict["feature_drift"]
     assert "trip_distance" in verdict["drifted_features"]
     night = february.iloc[4 * WINDOW:5 * WINDOW].copy()
     night["pickup_local"] = night["pickup_local"].map(lambda t: t.replace(hour=t.hour % 5))
     replay(served, rdb, night, "night")
-    verdict = evaluate(served_url(rdb))
+    verdict = evaluate(feature_redis.url)
     REPORT["drift: pickup hours moved to 0-4"] = (verdict["drift"], verdict["drifted_features"])
     assert verdict["drift"] and "hour" in verdict["drifted_features"]
-
-
-def served_url(rdb: redis.Redis) -> str:
-    kw = rdb.connection_pool.connection_kwargs
-    return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
