@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV ?= uv
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup train materialize serve test bench bento lint proto
+.PHONY: help setup train materialize serve compile test bench bento lint proto
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -28,14 +28,19 @@ test: setup drift-setup k8s-tools lint ## Lint, then run the whole test suite, m
 	.venv/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) test-drift
 
-serve: setup ## Serve predictions on the bundled sample (trains first if there is no model)
+serve: setup ## Serve predictions on the bundled sample (trains and compiles first if needed)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
 	  || $(PY) -m training pipeline
+	@$(PY) -m training compile || echo "compiling failed: serving with LightGBM (slower)"
 	$(PY) -m service
+
+compile: setup ## Compile the champion's trees for serving (TAG=... for another version)
+	$(PY) -m training compile $(TAG)
 
 bench: setup ## Benchmark HTTP and gRPC against a naive reference (prints the table)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
 	  || $(PY) -m training pipeline
+	$(PY) -m training compile
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 bento: setup ## Build the Bento (service + champion model + locked requirements)

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
     workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
+    compiled_model: bool = Field(default=True, description="serve the model's compiled trees "
+                                 "when `python -m training compile` made them")
+    batch_threads: int = Field(default=2, ge=1, le=64,
+                               description="threads for the trees of a large batch")
     redis_timeout_ms: float = Field(default=50.0, gt=0, le=5000,
                                     description="per-request Redis budget before falling back")
     predlog_enabled: bool = Field(default=True, description="log predictions to Redis")

@@ -119,7 +119,7 @@ def build_cmd(candidate: Tag, dry_run: DryRun = False) -> None:
     from retrain.retrain import build
 
     ctx = _ctx(dry_run)
-    built = build(candidate)
+    built = build(candidate, compile_trees=ctx.cfg.compile)
     ctx.audit.step("build", reason=f"{candidate} in the model store", **built)
     _print(built)
 

@@ -131,7 +131,7 @@ def _run(ctx: Context, force: bool) -> dict:
         return audit.finish("rejected", decision.reasons + [result.reason], cand.tag,
                             champion, metrics)
     try:
-        built = build(cand.tag, window)
+        built = build(cand.tag, window, cfg.compile)
     except Exception as exc:  # noqa: BLE001
         return _failed(ctx, "build", exc, decision.reasons, cand.tag, champion, metrics)
     audit.step("build", reason=f"{cand.tag} in the model store", **built)

@@ -112,11 +112,13 @@ def gate(candidate: str, champion: str | None, window: pd.DataFrame,
     return GateResult(True, f"better on {', '.join(better)}: {text}", mae)
 
 
-def build(tag: str, window: pd.DataFrame | None = None) -> dict:
+def build(tag: str, window: pd.DataFrame | None = None, compile_trees: bool = True) -> dict:
     """Step 3: the candidate as a new version in the shared model store. Serving pods load a
     model by tag from the store (TAXI_MODEL_TAG), so no new image is built: check that the
     version loads from the store as a service would, was trained on the feature services the
-    service serves, and predicts finite values; its tag is what the rollout deploys."""
+    service serves, and predicts finite values; its tag is what the rollout deploys.
+    ``compile_trees``: also compile its trees for serving (training/compile.py). A failed
+    compile is reported, not fatal: pods then serve the version with LightGBM."""
     import bentoml
 
     from training.register import load_bundle
@@ -134,8 +136,17 @@ def build(tag: str, window: pd.DataFrame | None = None) -> dict:
         if not all(np.isfinite(p).all() for p in preds.values()):
             raise ValueError(f"{tag} predicts non-finite values")
         checked = len(sample)
+    compiled = "skipped"
+    if compile_trees:
+        from training.compile import compile_model
+
+        try:
+            compile_model(tag)
+            compiled = "compiled"
+        except Exception as exc:  # noqa: BLE001 - serving falls back to LightGBM
+            compiled = f"not compiled: {exc!r}"[:300]
     return {"tag": tag, "path": str(model.path), "size_mb": round(_size(Path(model.path)), 2),
-            "checked_trips": checked}
+            "checked_trips": checked, "compiled": compiled}
 
 
 def _size(path: Path) -> float:

@@ -76,6 +76,8 @@ class RetrainSettings(BaseSettings):
                                            "duration MAE by this fraction")
     gate_tolerance: float = Field(default=0.02, ge=0, lt=1,
                                   description="and be no worse than this fraction on the other")
+    compile: bool = Field(default=True, description="build step compiles the candidate's trees "
+                                                    "for serving (training/compile.py)")
 
     # -- rollout ----------------------------------------------------------------------------
     rollout: str = Field(default="helm", pattern="^(helm|none)$",

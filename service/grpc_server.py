@@ -13,12 +13,11 @@ from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from service import metrics
 from service.feedback import FeedbackRequest, FeedbackStore
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 from service.http_app import describe, error_details
-from service.predictor import Predictor
-from service.schemas import Prediction, TripRequest
+from service.predictor import Answers, Predictor
+from service.schemas import TripRequest
 
 log = logging.getLogger("taxi.grpc")
 SERVICE_NAME = taxi_pb2.DESCRIPTOR.services_by_name["TripPredictor"].full_name
@@ -37,10 +36,8 @@ def to_trip(msg: taxi_pb2.PredictRequest, prefix: str = "") -> dict:
     return trip
 
 
-def to_proto(p: Prediction) -> taxi_pb2.Prediction:
-    return taxi_pb2.Prediction(request_id=p.request_id, duration_seconds=p.duration_seconds,
-                               fare_usd=p.fare_usd, model_version=p.model_version,
-                               track=p.track, degraded=p.degraded)
+def to_protos(answers: Answers) -> list[taxi_pb2.Prediction]:
+    return [taxi_pb2.Prediction(**row) for row in answers.rows()]
 
 
 class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
@@ -51,32 +48,30 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         self.get_predictor, self.max_batch = get_predictor, max_batch
         self.get_feedback = get_feedback
 
-    async def _observe(self, endpoint: str, start: float, code: grpc.StatusCode) -> None:
-        labels = dict(protocol="grpc", endpoint=endpoint,
-                      status="ok" if code == grpc.StatusCode.OK else code.name.lower(),
-                      **self.get_predictor().labels)
-        metrics.REQUEST_LATENCY.labels(**labels).observe(time.perf_counter() - start)
-        metrics.REQUESTS.labels(**labels).inc()
+    def _observe(self, endpoint: str, start: float, code: grpc.StatusCode) -> None:
+        status = "ok" if code == grpc.StatusCode.OK else code.name.lower()
+        self.get_predictor().requests.observe("grpc", endpoint, status,
+                                              time.perf_counter() - start)
 
     async def Predict(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
         try:
             trip = TripRequest.model_validate(to_trip(request))
         except ValidationError as exc:
-            await self._observe("Predict", start, grpc.StatusCode.INVALID_ARGUMENT)
+            self._observe("Predict", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 describe(error_details(exc.errors())))
-        result = (await self.get_predictor().predict([trip]))[0]
-        await self._observe("Predict", start, grpc.StatusCode.OK)
-        return to_proto(result)
+        result = to_protos(await self.get_predictor().answer([trip]))[0]
+        self._observe("Predict", start, grpc.StatusCode.OK)
+        return result
 
     async def PredictBatch(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
         if not request.trips:
-            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trips: at least one trip")
         if len(request.trips) > self.max_batch:
-            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"trips: at most {self.max_batch} trips per batch "
                                 f"(got {len(request.trips)})")
@@ -88,11 +83,11 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
                 details += [{"field": f"trips.{i}.{d['field']}", "rule": d["rule"]}
                             for d in error_details(exc.errors())]
         if details:
-            await self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
+            self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(details))
-        results = await self.get_predictor().predict(trips)
-        await self._observe("PredictBatch", start, grpc.StatusCode.OK)
-        return taxi_pb2.PredictBatchResponse(predictions=[to_proto(p) for p in results])
+        results = to_protos(await self.get_predictor().answer(trips))
+        self._observe("PredictBatch", start, grpc.StatusCode.OK)
+        return taxi_pb2.PredictBatchResponse(predictions=results)
 
     async def Feedback(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
@@ -103,7 +98,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         try:
             fb = FeedbackRequest.model_validate(fields)
         except ValidationError as exc:
-            await self._observe("Feedback", start, grpc.StatusCode.INVALID_ARGUMENT)
+            self._observe("Feedback", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 describe(error_details(exc.errors())))
         if self.get_feedback is None:
@@ -111,10 +106,10 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         try:
             reply = await self.get_feedback().accept(fb)
         except (RedisError, OSError, TimeoutError):
-            await self._observe("Feedback", start, grpc.StatusCode.UNAVAILABLE)
+            self._observe("Feedback", start, grpc.StatusCode.UNAVAILABLE)
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 "feedback store unreachable: nothing was stored, retry later")
-        await self._observe("Feedback", start, grpc.StatusCode.OK)
+        self._observe("Feedback", start, grpc.StatusCode.OK)
         return taxi_pb2.FeedbackReply(request_id=reply.request_id, status=reply.status,
                                       model_version=reply.model_version or "",
                                       track=reply.track or "")

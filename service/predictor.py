@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,15 @@ import numpy as np
 from service import metrics
 from service.online_features import OnlineFeatures
 from service.schemas import Prediction, TripRequest
-from training.model import ZoneGeo, derive, predict_all, request_columns
+from training.model import (
+    ZoneGeo,
+    column_index,
+    derive,
+    matrix,
+    model_columns,
+    predict_matrix,
+    request_columns,
+)
 from training.register import Bundle, load_bundle
 
 log = logging.getLogger("taxi.predictor")
@@ -42,10 +51,33 @@ def local_time(value: str) -> datetime:
     return parsed.astimezone(NY) if parsed.tzinfo else parsed
 
 
+@dataclass
+class Answers:
+    """One request's answers as columns; each protocol formats them its own way."""
+
+    ids: list[str]
+    durations: list[float]
+    fares: list[float]
+    version: str
+    track: str
+    degraded: list[str]
+
+    def rows(self) -> list[dict]:
+        """The answers as ``Prediction`` fields, in the contract's order."""
+        return [{"request_id": rid, "duration_seconds": d, "fare_usd": f,
+                 "model_version": self.version, "track": self.track, "degraded": self.degraded}
+                for rid, d, f in zip(self.ids, self.durations, self.fares)]
+
+    def predictions(self) -> list[Prediction]:
+        return [Prediction.model_construct(**{**row, "degraded": list(self.degraded)})
+                for row in self.rows()]
+
+
 class Predictor:
     """Loaded models + online feature client; safe to share between HTTP and gRPC."""
 
-    def __init__(self, bundle: Bundle, redis_url: str, track: str, timeout_s: float = 0.05):
+    def __init__(self, bundle: Bundle, redis_url: str, track: str, timeout_s: float = 0.05,
+                 batch_threads: int = 1):
         expected = {"duration": "duration_v1", "fare": "fare_v1"}
         services = bundle.metadata.get("feature_services")
         if services != expected:
@@ -57,57 +89,65 @@ class Predictor:
         feast_cols = sorted({c for cols in bundle.columns.values() for c in cols if "__" in c})
         self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
         self.labels = {"model_version": self.version, "track": track}
-        # The logged vector: every model column once, in the reference sample's order.
-        self.log_columns = sorted({c for cols in bundle.columns.values() for c in cols})
+        # The one matrix a request builds: every model column once (also the logged vector,
+        # in the reference sample's order); each booster reads its columns from it.
+        self.log_columns = model_columns(bundle.columns)
+        self._index = column_index(bundle.columns, self.log_columns)
+        self._eff = self.log_columns.index("eff_distance")
         self.categorical = [c for c in self.log_columns if c in CATEGORICAL]
         self.store_features = [c for c in self.log_columns
                                if "__" in c or c in DERIVED_FROM_STORE]
+        # Batches of at least this many trips predict on ``batch_threads`` threads (100
+        # compiled trips: 5.8 ms on one thread, 4.4 ms on two; one trip gains nothing).
+        self.batch_threads, self.parallel_from = batch_threads, 64
+        self.metrics = metrics.PredictorMetrics(self.labels, bundle.engine)
+        self.requests = metrics.RequestMetrics(self.labels)  # HTTP and gRPC request metrics
         self.log = None  # a service.predlog.PredictionLog when the service logs predictions
 
     @classmethod
-    def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05) -> Predictor:
+    def load(cls, tag: str, redis_url: str, track: str, timeout_s: float = 0.05,
+             batch_threads: int = 1) -> Predictor:
         """Load a model version from the BentoML store (``taxi_trip:champion`` resolves)."""
-        return cls(load_bundle(tag), redis_url, track, timeout_s)
+        return cls(load_bundle(tag), redis_url, track, timeout_s, batch_threads)
 
-    async def predict(self, trips: list[TripRequest]) -> list[Prediction]:
-        """Answer every trip, in order. Never raises for Redis trouble: it degrades."""
+    async def answer(self, trips: list[TripRequest]) -> Answers:
+        """Answer every trip, in order, as columns. Never raises for Redis trouble: it
+        degrades."""
         n = len(trips)
         local = [local_time(t.pickup_datetime) for t in trips]
-        keys = [(t.pickup_zone_id, t.dropoff_zone_id, lt.weekday() * 24 + lt.hour)
-                for t, lt in zip(trips, local)]
+        pickup = [t.pickup_zone_id for t in trips]
+        dropoff = [t.dropoff_zone_id for t in trips]
+        hour = [lt.hour for lt in local]
+        weekday = [lt.weekday() for lt in local]
         start = time.perf_counter()
-        rows, online = await self.features.fetch(keys)
-        metrics.FEATURE_FETCH_LATENCY.labels("redis" if online else "fallback").observe(
-            time.perf_counter() - start)
+        feats, online = await self.features.fetch(
+            [(p, d, w * 24 + h) for p, d, w, h in zip(pickup, dropoff, weekday, hour)])
+        self.metrics.fetched(online, time.perf_counter() - start)
         cols = request_columns(
-            self.geo, [k[0] for k in keys], [k[1] for k in keys],
-            [lt.hour for lt in local], [lt.weekday() for lt in local],
-            [lt.minute for lt in local],
+            self.geo, pickup, dropoff, hour, weekday, [lt.minute for lt in local],
             [np.nan if t.passenger_count is None else t.passenger_count for t in trips],
             [np.nan if t.trip_distance_miles is None else t.trip_distance_miles for t in trips])
-        for name in self.features.columns:
-            cols[name] = np.fromiter((r.get(name, np.nan) for r in rows), "float64", n)
-        full = derive(cols)
-        preds = predict_all(self.bundle.boosters, self.bundle.columns, full, n)
-        degraded = [] if online else [FEATURES_UNAVAILABLE]
-        if not online:
-            metrics.FALLBACKS.labels(**self.labels).inc(n)
-        metrics.TRIPS.labels(**self.labels).inc(n)
+        for j, name in enumerate(self.features.columns):
+            cols[name] = feats[:, j]
+        x = matrix(derive(cols), self.log_columns, n)
+        threads = self.batch_threads if n >= self.parallel_from else 1
+        preds = predict_matrix(self.bundle.boosters, self._index, x, x[:, self._eff], threads)
         # A trip takes time and costs >= 0.
         durations = np.maximum(preds["duration"], 1.0).round(1)
         fares = np.maximum(preds["fare"], 0.0).round(2)
-        out = []
-        for i, trip in enumerate(trips):
-            duration, fare = float(durations[i]), float(fares[i])
-            metrics.PREDICTED_DURATION.labels(**self.labels).observe(duration)
-            metrics.PREDICTED_FARE.labels(**self.labels).observe(fare)
-            out.append(Prediction(
-                request_id=trip.request_id or uuid.uuid4().hex,
-                duration_seconds=duration, fare_usd=fare,
-                model_version=self.version, track=self.track, degraded=list(degraded)))
+        self.metrics.predicted(n, online, durations, fares)
+        ids = [t.request_id for t in trips]
+        if not all(ids):  # generated: one random id per request, indexed in a batch
+            base = uuid.uuid4().hex
+            ids = [rid or (base if n == 1 else f"{base}-{i}") for i, rid in enumerate(ids)]
         if self.log is not None:
-            self.log.record([p.request_id for p in out], durations, fares, full)
-        return out
+            self.log.record(ids, durations, fares, x)
+        return Answers(ids, durations.tolist(), fares.tolist(), self.version, self.track,
+                       [] if online else [FEATURES_UNAVAILABLE])
+
+    async def predict(self, trips: list[TripRequest]) -> list[Prediction]:
+        """Answer every trip, in order (``answer`` as contract objects)."""
+        return (await self.answer(trips)).predictions()
 
     async def ready(self) -> bool:
         """Models are loaded; features are reachable, or degraded mode answers without them."""

@@ -127,6 +127,26 @@ def materialize(feature_repo: Path = FEATURE_REPO) -> None:
     out.print(f"applied {len(names)} objects and materialized to {os.environ['REDIS_URL']}")
 
 
+@app.command("compile")
+def compile_(tag: Annotated[str, typer.Argument(help="model tag")] = "taxi_trip:champion",
+             jobs: int = typer.Option(2, min=1, help="boosters compiled side by side")) -> None:
+    """Compile a model version's boosters to machine code for serving (lleaves)."""
+    import bentoml
+
+    from training.compile import compile_model
+    from training.register import resolve_tag
+
+    try:
+        resolved = resolve_tag(tag)
+        bentoml.models.get(resolved)
+    except (LookupError, bentoml.exceptions.NotFound, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="TAG") from None
+    start = time.monotonic()
+    with out.status(f"compiling {resolved} (about a minute)"):
+        path = compile_model(resolved, jobs)
+    out.print(f"compiled {resolved} -> {path} ({time.monotonic() - start:.1f} s)")
+
+
 @app.command()
 def champion() -> None:
     """Show the current champion model and the promotion history."""

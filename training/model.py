@@ -116,14 +116,35 @@ def feature_columns(feast_columns: list[str]) -> list[str]:
     return [*REQUEST_COLUMNS, *feast_columns, *DERIVED]
 
 
-def predict_all(boosters: dict, columns: dict[str, list[str]], cols: Mapping, n: int) -> dict:
-    """Both targets for derived columns of n trips. One thread per call: a single-row predict
-    on the default thread pool has 8-12 ms p99 spikes (DESIGN.md measurements)."""
+def model_columns(columns: Mapping[str, list[str]]) -> list[str]:
+    """Every column any target's booster reads, once, sorted: the one matrix serving builds
+    (and logs) per request; each booster takes its own columns from it."""
+    return sorted({c for cols in columns.values() for c in cols})
+
+
+def column_index(columns: Mapping[str, list[str]], names: list[str]) -> dict[str, np.ndarray]:
+    """Per target, the positions of its booster's columns in a matrix of ``names``."""
+    pos = {name: i for i, name in enumerate(names)}
+    return {t: np.array([pos[c] for c in columns[t]], dtype="intp") for t in columns}
+
+
+def predict_matrix(boosters: dict, index: Mapping[str, np.ndarray], x: np.ndarray,
+                   eff_distance: np.ndarray, num_threads: int = 1) -> dict:
+    """Both targets from one matrix of every model column (``column_index`` says which
+    columns each booster reads). One thread by default: a single-row predict on the default
+    thread pool has 8-12 ms p99 spikes (DESIGN.md measurements)."""
     out = {}
     for t in TARGETS:
-        pred = boosters[t].predict(matrix(cols, columns[t], n), num_threads=1)
-        out[t] = pred * cols["eff_distance"] if t in PER_MILE_TARGETS else pred
+        pred = boosters[t].predict(x[:, index[t]], num_threads=num_threads)
+        out[t] = pred * eff_distance if t in PER_MILE_TARGETS else pred
     return out
+
+
+def predict_all(boosters: dict, columns: dict[str, list[str]], cols: Mapping, n: int) -> dict:
+    """Both targets for derived columns of n trips (the same path serving takes)."""
+    names = model_columns(columns)
+    return predict_matrix(boosters, column_index(columns, names), matrix(cols, names, n),
+                          np.asarray(cols["eff_distance"], dtype="float64"))
 
 
 def predict_frame(boosters: dict, columns: dict[str, list[str]], frame: pd.DataFrame) -> dict:

@@ -10,6 +10,7 @@ model replaces the champion only if it is no worse on the same evaluation window
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from training.features import TIMESTAMP
 from training.model import SERVICE_OF, TARGETS, predict_frame
 from training.train import LABEL, design
 
+log = logging.getLogger("taxi.register")
 MODEL_NAME = "taxi_trip"
 REFERENCE_ROWS = 5000
 
@@ -86,21 +88,41 @@ class Bundle:
     fallback: dict[str, pd.DataFrame]
     zones: pd.DataFrame
     path: Path
+    engine: str = "lightgbm"  # or "compiled" (training/compile.py)
 
     def predict(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Predictions for a frame holding request inputs and Feast features."""
         return predict_frame(self.boosters, self.columns, frame)
 
 
-def load_bundle(tag: str) -> Bundle:
-    """Load a model version from the BentoML store (``name:champion`` resolves the pointer)."""
+def load_bundle(tag: str, compiled: bool = False) -> Bundle:
+    """Load a model version from the BentoML store (``name:champion`` resolves the pointer).
+
+    ``compiled``: use the version's compiled boosters when they exist and reproduce the
+    predictions LightGBM made for the reference sample at training time (training/compile.py);
+    otherwise LightGBM, with the reason logged.
+    """
     model = bentoml.models.get(resolve_tag(tag))
     path = Path(model.path)
     meta = dict(model.info.metadata)
-    boosters = {t: lgb.Booster(model_file=str(path / f"{t}.txt")) for t in TARGETS}
+    boosters, engine = None, "lightgbm"
+    if compiled:
+        from training import compile as compiler
+
+        reference = path / "reference.parquet"
+        check = pd.read_parquet(reference).head(500) if reference.exists() else None
+        boosters, reason = compiler.load(path, model.tag.version, check, meta["columns"])
+        if boosters is None:
+            log.warning("model %s: serving with LightGBM, %s", model.tag, reason)
+        else:
+            engine = "compiled"
+    if boosters is None:
+        boosters = {t: lgb.Booster(model_file=str(path / f"{t}.txt")) for t in TARGETS}
     fallback = {p.stem: pd.read_parquet(p) for p in sorted((path / "fallback").glob("*.parquet"))}
     zones = pd.read_csv(path / "zones.csv", keep_default_na=False)
-    return Bundle(str(model.tag), boosters, meta["columns"], meta, fallback, zones, path)
+    bundle = Bundle(str(model.tag), boosters, meta["columns"], meta, fallback, zones, path,
+                    engine)
+    return bundle
 
 
 def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -116,7 +138,8 @@ def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
     """Write a new model version to the store; returns its tag (a candidate until promoted)."""
     now = datetime.now(UTC)
-    version = f"{now:%Y%m%d%H%M%S}-{prep.version[:8]}"
+    # to the millisecond: two models of one dataset saved within a second must not collide
+    version = f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}-{prep.version[:8]}"
     test = trained["test"]
     overall = {t: {name: e["overall"] for name, e in m.items()}
                for t, m in trained["evaluation"].items()}

@@ -65,6 +65,9 @@ def test_job_decides_to_retrain_on_feedback_mae(drift_run):
               if line.startswith("{")]
     for step in ("decide", "retrain", "gate", "build", "finish"):
         assert step in events, events
+    build = next(json.loads(line) for line in job.stderr.splitlines()
+                 if line.startswith("{") and json.loads(line)["event"] == "build")
+    assert build["compiled"] == "compiled", build  # the build step compiled its trees
 
 
 def test_feedback_buckets_match_what_the_service_answered(drift_run):

@@ -7,14 +7,18 @@ import pytest
 from common.redis_local import LocalRedis
 from service.launcher import serve, stop
 from training import store
+from training.compile import compile_model
 from training.register import save_model, set_champion
 from training.train import TrainConfig
 
 
 @pytest.fixture(scope="session")
 def model_tag(trained, prepared, zones_csv) -> str:
+    """The champion, with its trees compiled: served services run the compiled trees, the
+    in-process predictor and offline predictions LightGBM."""
     tag = save_model(trained, prepared, TrainConfig().as_dict(), zones_csv)
     set_champion(tag, "service tests")
+    compile_model(tag)
     return tag
 
 

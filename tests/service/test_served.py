@@ -83,6 +83,8 @@ def test_health_readiness_and_metrics(served):
                  "taxi_trips_predicted_total"):
         assert name in text, name
     assert 'status="4xx"' in text and 'protocol="http"' in text
+    compiled = [line for line in text.splitlines() if line.startswith("taxi_model_compiled{")]
+    assert compiled and compiled[0].endswith(" 1.0"), compiled  # serving the compiled trees
 
 
 def test_no_input_produces_a_server_error(served):
