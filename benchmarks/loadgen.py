@@ -6,6 +6,7 @@ asyncio streams: the load generator shares the 2 cores with the server, so it mu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -31,20 +32,24 @@ class Result:
                 "errors": self.errors, "n": len(self.latencies)}
 
 
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection sending a fixed POST."""
+def post_request(host: str, path: str, body: bytes) -> bytes:
+    """A complete HTTP/1.1 POST of a JSON body, as bytes on the wire."""
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
-    def __init__(self, host: str, port: int, path: str, body: bytes):
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection sending prepared POSTs."""
+
+    def __init__(self, host: str, port: int):
         self.host, self.port = host, port
-        self.request = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
-                        f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
         self.reader = self.writer = None
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def call(self) -> int:
-        self.writer.write(self.request)
+    async def call(self, request: bytes) -> int:
+        self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -59,12 +64,14 @@ class HttpConnection:
             self.writer.close()
 
 
-async def http_caller(url: str, path: str, payload: dict, connections: int):
-    """A pool of connections and a call() that borrows one (status code -> ok?)."""
+async def http_caller(url: str, path: str, payloads: list[dict], connections: int):
+    """A pool of connections and a call() that borrows one and posts the next payload, in
+    turn (status code -> ok?). Requests are encoded up front to keep the generator cheap."""
     host, port = url.split("//")[1].split(":")
-    body = json.dumps(payload).encode()
+    requests = [post_request(host, path, json.dumps(p).encode()) for p in payloads]
+    turn = itertools.cycle(requests)
     pool: asyncio.Queue = asyncio.Queue()
-    conns = [HttpConnection(host, int(port), path, body) for _ in range(connections)]
+    conns = [HttpConnection(host, int(port)) for _ in range(connections)]
     for c in conns:
         await c.open()
         pool.put_nowait(c)
@@ -72,7 +79,7 @@ async def http_caller(url: str, path: str, payload: dict, connections: int):
     async def call() -> bool:
         conn = await pool.get()
         try:
-            return await conn.call() == 200
+            return await conn.call(next(turn)) == 200
         finally:
             pool.put_nowait(conn)
     return call, lambda: [c.close() for c in conns]
