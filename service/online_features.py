@@ -4,7 +4,7 @@ Reads the hashes Feast's Redis online store wrote at materialization, with Feast
 encoding (``_redis_key``, ``_mmh3``) and value protobufs, as one pipelined round trip of one
 HMGET per trip and feature view, instead of a full ``get_online_features`` call (DESIGN.md:
 0.3 ms p50 for Feast's call). The commands go through ``service.resp``: with redis-py's
-asyncio pipeline the same 400 HMGETs of a 100-trip batch held the event loop for ~11 ms.
+asyncio pipeline the same 400 HMGETs of a 100-trip batch took ~6 ms, here 1.1 ms with decoding.
 When Redis errors or is slow, the model's fallback features (the newest snapshot saved at
 training time) answer instead, the result is flagged degraded, and a circuit breaker stops
 asking Redis until a probe succeeds again.
