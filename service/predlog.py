@@ -4,9 +4,10 @@ A request only appends a reference to its trips' feature matrix to a bounded in-
 (a few microseconds); a background task in the same event loop drains the buffer ten times a
 second into ``taxi:predlog`` (the drift monitor's input) and ``taxi:pred:<request_id>`` (what
 feedback joins to; expires after the feedback TTL). One flush is one ``EVALSHA`` of a Lua
-script that writes every trip's entry and key inside Redis: the event loop only packs the
-arguments (~2 us a trip), where a pipeline of two redis-py commands per trip held it for
-~110 us a trip and delayed the requests that arrived meanwhile. When the buffer is full or
+script that writes every trip's entry and key inside Redis, so the event loop only packs the
+arguments: writing 100 trips took 1.2 ms from start to reply, Redis' own work included,
+against 9.4 ms for a pipeline of two redis-py commands per trip, which held the loop and
+delayed the requests that arrived meanwhile. When the buffer is full or
 Redis fails, the trips that could not be logged are counted (``taxi_prediction_log_total``)
 and the answer is served anyway: logging never blocks or fails a request. Key layout:
 docs/monitoring.md.
