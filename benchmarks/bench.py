@@ -28,8 +28,6 @@ from service.launcher import serve, stop
 from training import store
 from training.register import resolve_tag
 
-TRIP = {"pickup_zone_id": 74, "dropoff_zone_id": 236, "pickup_datetime": "2023-02-07T08:30:00",
-        "trip_distance_miles": 3.2}
 out = Console()
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from retrain.settings import RetrainSettings
+from service.accuracy import window_minutes
 
 TARGETS = ("duration", "fare")
 
@@ -52,9 +53,7 @@ def rolling_accuracy(rdb: redis.Redis, version: str, target: str, window_s: int,
                      now: float | None = None) -> Accuracy:
     """Sum the per-minute buckets ``taxi:acc:<version>:<track>:<target>:<minute>`` of the last
     ``window_s`` seconds over every track (the champion may serve as stable, blue, main...)."""
-    now = time.time() if now is None else now
-    # the same window as service/accuracy.py's rolling_mae: the current minute included
-    first = int(now // 60) - max(window_s // 60, 1) + 1
+    first, _ = window_minutes(window_s, now)  # the window service/accuracy.py reads
     n, total = 0, 0.0
     keys = [k for k in rdb.scan_iter(match=f"taxi:acc:{version}:*:{target}:*", count=1000)]
     keys = [k for k in keys if int(k.rsplit(b":", 1)[1]) >= first]

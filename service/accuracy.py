@@ -43,13 +43,18 @@ def parse_windows(spec: str) -> dict[str, int]:
     return out
 
 
+def window_minutes(window_s: int, now: float | None = None) -> tuple[int, int]:
+    """First and last minute (unix minutes) of the window ending now, the current minute
+    included: every reader of the ``taxi:acc`` buckets uses this window."""
+    minute = int((time.time() if now is None else now) // 60)
+    return minute - max(window_s // 60, 1) + 1, minute
+
+
 def bucket_keys(version: str, track: str, target: str, window_s: int,
                 now: float | None = None) -> list[str]:
-    """Keys of the minute buckets that make up the window ending now (the current minute
-    included)."""
-    minute = int((time.time() if now is None else now) // 60)
-    first = minute - max(window_s // 60, 1) + 1
-    return [f"taxi:acc:{version}:{track}:{target}:{m}" for m in range(first, minute + 1)]
+    """Keys of the minute buckets that make up the window ending now."""
+    first, last = window_minutes(window_s, now)
+    return [f"taxi:acc:{version}:{track}:{target}:{m}" for m in range(first, last + 1)]
 
 
 def _reduce(replies) -> tuple[float | None, int]:
@@ -90,9 +95,8 @@ async def rolling_mae_async(script, version: str, track: str, target: str, windo
                             now: float | None = None) -> tuple[float | None, int]:
     """:func:`rolling_mae` summed inside Redis; ``script`` is ``SUM_BUCKETS`` registered on
     an asyncio Redis client."""
-    minute = int((time.time() if now is None else now) // 60)
-    first = minute - max(window_s // 60, 1) + 1
-    n, total = await script(args=[f"taxi:acc:{version}:{track}:{target}:", first, minute])
+    first, last = window_minutes(window_s, now)
+    n, total = await script(args=[f"taxi:acc:{version}:{track}:{target}:", first, last])
     n = int(n)
     return (float(total) / n if n else None), n
 
@@ -134,11 +138,11 @@ class AccuracyReporter:
             out["created_at"] = f"{self.created_at:.0f}"
         return out
 
-    async def refresh(self, client) -> None:
-        """One round: publish the model hash, recompute every rolling gauge."""
+    async def refresh(self, client, script) -> None:
+        """One round: publish the model hash, recompute every rolling gauge (``script``:
+        ``SUM_BUCKETS`` registered on ``client``)."""
         p = self.predictor
         await client.hset(f"taxi:model:{p.version}", mapping=self.model_hash())
-        script = client.register_script(SUM_BUCKETS)
         for target in TARGETS:
             for name, seconds in self.windows.items():
                 mae, n = await rolling_mae_async(script, p.version, p.track, target, seconds)
@@ -152,10 +156,11 @@ class AccuracyReporter:
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        script = client.register_script(SUM_BUCKETS)
         try:
             while True:
                 try:
-                    await self.refresh(client)
+                    await self.refresh(client, script)
                 except (redis.RedisError, OSError, TimeoutError) as exc:
                     log.warning("accuracy refresh failed: %s", exc)
                 await asyncio.sleep(self.refresh_s)

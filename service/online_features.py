@@ -36,6 +36,8 @@ VIEWS = {
     "dropoff_zone": ("zone_stats", ("zone_id",)),
     "route_stats": ("route_stats", ("route_id",)),
 }
+
+
 def entity_values(pickup: int, dropoff: int, how: int) -> dict[str, tuple[int, ...]]:
     """The join-key values of each projection for one trip."""
     return {"pickup_traffic": (pickup, how), "pickup_zone": (pickup,),

@@ -86,12 +86,12 @@ class Predictor:
         self.bundle, self.track = bundle, track
         self.version = bundle.tag.split(":", 1)[1]
         self.geo = ZoneGeo(bundle.zones)
-        feast_cols = sorted({c for cols in bundle.columns.values() for c in cols if "__" in c})
-        self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
-        self.labels = {"model_version": self.version, "track": track}
         # The one matrix a request builds: every model column once (also the logged vector,
         # in the reference sample's order); each booster reads its columns from it.
         self.log_columns = model_columns(bundle.columns)
+        feast_cols = [c for c in self.log_columns if "__" in c]
+        self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
+        self.labels = {"model_version": self.version, "track": track}
         self._index = column_index(bundle.columns, self.log_columns)
         self._eff = self.log_columns.index("eff_distance")
         self.categorical = [c for c in self.log_columns if c in CATEGORICAL]

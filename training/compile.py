@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.model import TARGETS, column_index, model_columns, predict_matrix
+from training.model import TARGETS, frame_columns, predict_all
 
 TARGET_CPU = {"x86_64": "x86-64-v2", "AMD64": "x86-64-v2"}  # others: LLVM's "generic"
 # Compiled and LightGBM answers may differ by float rounding only (2e-12 measured).
@@ -120,12 +120,14 @@ def compile_model(tag: str, jobs: int = 2) -> Path:
     """Compile both boosters of ``tag`` (``taxi_trip:champion`` resolves) side by side in
     ``jobs`` processes; returns the directory. A version already compiled with the same
     toolchain is left as it is."""
-    from training.register import load_bundle
+    import bentoml
 
-    bundle = load_bundle(tag)
-    version = bundle.tag.split(":", 1)[1]
+    from training.register import resolve_tag
+
+    model = bentoml.models.get(resolve_tag(tag))  # only its files: no need to load it
+    path, version = Path(model.path), model.tag.version
     out = compiled_dir(version)
-    if _manifest_matches(bundle.path, out):
+    if _manifest_matches(path, out):
         return out
     tools = _toolchain()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,13 +136,13 @@ def compile_model(tag: str, jobs: int = 2) -> Path:
         # spawn: a forked child would inherit LightGBM's OpenMP state
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
-            futures = [pool.submit(_compile_one, str(bundle.path / f"{t}.txt"),
+            futures = [pool.submit(_compile_one, str(path / f"{t}.txt"),
                                    str(work / f"{t}.so"), tools["target_cpu"])
                        for t in TARGETS]
             for future in futures:
                 future.result()
-        manifest = {**tools, "tag": bundle.tag,
-                    "sha256": {t: _sha256(bundle.path / f"{t}.txt") for t in TARGETS}}
+        manifest = {**tools, "tag": str(model.tag),
+                    "sha256": {t: _sha256(path / f"{t}.txt") for t in TARGETS}}
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if out.exists():  # compiled by another toolchain: replace it
             shutil.rmtree(out)
@@ -180,10 +182,7 @@ def load(model_path: Path, version: str, reference: pd.DataFrame | None,
         compiled = {t: CompiledBooster(out / f"{t}.so", len(columns[t])) for t in TARGETS}
     except OSError as exc:
         return None, f"compiled libraries failed to load: {exc}"
-    names = model_columns(columns)
-    x = np.ascontiguousarray(reference[names].to_numpy(dtype="float64"))
-    got = predict_matrix(compiled, column_index(columns, names), x,
-                         x[:, names.index("eff_distance")])
+    got = predict_all(compiled, columns, frame_columns(reference), len(reference))
     for t in TARGETS:
         want = reference[f"pred_{t}"].to_numpy(dtype="float64")
         worst = float(np.max(np.abs(got[t] - want) / np.maximum(np.abs(want), 1.0)))

@@ -25,7 +25,7 @@ import pandas as pd
 
 from training.evaluate import metrics
 from training.features import TIMESTAMP
-from training.model import SERVICE_OF, TARGETS, predict_frame
+from training.model import SERVICE_OF, TARGETS, model_columns, predict_frame
 from training.train import LABEL, design
 
 log = logging.getLogger("taxi.register")
@@ -120,9 +120,7 @@ def load_bundle(tag: str, compiled: bool = False) -> Bundle:
         boosters = {t: lgb.Booster(model_file=str(path / f"{t}.txt")) for t in TARGETS}
     fallback = {p.stem: pd.read_parquet(p) for p in sorted((path / "fallback").glob("*.parquet"))}
     zones = pd.read_csv(path / "zones.csv", keep_default_na=False)
-    bundle = Bundle(str(model.tag), boosters, meta["columns"], meta, fallback, zones, path,
-                    engine)
-    return bundle
+    return Bundle(str(model.tag), boosters, meta["columns"], meta, fallback, zones, path, engine)
 
 
 def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -160,9 +158,8 @@ def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
         for name, frame in latest_snapshot(prep.tables).items():
             frame.to_parquet(path / "fallback" / f"{name}.parquet", index=False)
         shutil.copy(zones_csv, path / "zones.csv")
-        cols = sorted({c for cs in trained["columns"].values() for c in cs})
         sample = test.sample(min(REFERENCE_ROWS, len(test)), random_state=0)
-        reference = design(sample, cols)
+        reference = design(sample, model_columns(trained["columns"]))
         preds = predict_frame(trained["boosters"], trained["columns"], sample)
         for target, pred in preds.items():
             reference[f"pred_{target}"] = pred
