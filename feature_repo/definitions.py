@@ -80,8 +80,11 @@ route_stats = FeatureView(
 pickup_zone = zone_stats.with_name("pickup_zone").with_join_key_map({"zone_id": "pickup_zone_id"})
 dropoff_zone = zone_stats.with_name("dropoff_zone").with_join_key_map(
     {"zone_id": "dropoff_zone_id"})
+# Every join key is mapped, hour_of_week to itself: Feast 0.67's offline point-in-time join
+# (ibis/duckdb) joins a projected view on the mapped keys only, so with zone_id alone each trip
+# got an arbitrary hour of its zone's snapshot while serving reads its own hour.
 pickup_traffic = zone_hour_traffic.with_name("pickup_traffic").with_join_key_map(
-    {"zone_id": "pickup_zone_id"})
+    {"zone_id": "pickup_zone_id", "hour_of_week": "hour_of_week"})
 
 duration_features = FeatureService(
     name="duration_v1",

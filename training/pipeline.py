@@ -31,7 +31,7 @@ from training.train import (
     TrainConfig,
     design,
     fit_lightgbm,
-    fit_plain_lightgbm,
+    fit_plain,
     fit_sklearn_baseline,
 )
 from training.validate import RULES_VERSION, validate
@@ -106,17 +106,26 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
     inputs = model_inputs(trips, geo)
     trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
     trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
-    entity = trips[["pickup_zone_id", "dropoff_zone_id", "hour_of_week", "route_id"]].copy()
-    entity["event_timestamp"] = trips["pickup_utc"].astype("datetime64[us, UTC]")
-    entity["trip_idx"] = np.arange(len(trips))
-    joined = feast_store.historical_features(fs, entity, feast_store.UNION_SERVICE)
-    joined = joined.sort_values("trip_idx").set_index("trip_idx")
     feast_cols = {t: [f"{p.name_to_use()}__{f.name}"
                       for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
                       for f in p.features] for t in TARGETS}
     all_cols = sorted({c for cols in feast_cols.values() for c in cols})
-    trips = pd.concat([trips, joined[all_cols].reset_index(drop=True)], axis=1)
+    joined = point_in_time_features(fs, trips)
+    trips = pd.concat([trips, joined[all_cols]], axis=1)
     return Prepared(version, trips, feast_cols, summary, tables, files)
+
+
+def point_in_time_features(fs, trips: pd.DataFrame) -> pd.DataFrame:
+    """Every feature of both models for each trip, as Feast's point-in-time join gives it at
+    the pickup instant: one row per trip, in the trips' order (index 0..n-1)."""
+    entity = trips[["pickup_zone_id", "dropoff_zone_id", "hour_of_week", "route_id"]].copy()
+    entity["event_timestamp"] = trips["pickup_utc"].astype("datetime64[us, UTC]")
+    entity["trip_idx"] = np.arange(len(trips))
+    joined = feast_store.historical_features(fs, entity, feast_store.UNION_SERVICE)
+    if len(joined) != len(trips) or joined["trip_idx"].duplicated().any():
+        raise RuntimeError(f"point-in-time join returned {len(joined)} rows for "
+                           f"{len(trips)} trips")
+    return joined.sort_values("trip_idx").set_index("trip_idx").rename_axis(None)
 
 
 def split_by_month(trips: pd.DataFrame, eval_month: str | None):
@@ -147,7 +156,7 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
     blind = predict_frame(boosters, columns, without)
     evaluation = {}
     for target in TARGETS:
-        plain = fit_plain_lightgbm(train, target, tcfg)
+        plain = fit_plain(train, target, PLAIN_COLUMNS, tcfg)
         ridge = fit_sklearn_baseline(train, target)
         preds = {
             "lightgbm+features": ours[target],

@@ -106,12 +106,14 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
     return booster, info
 
 
-def fit_plain_lightgbm(frame: pd.DataFrame, target: str, cfg: TrainConfig) -> lgb.Booster:
-    """The reference a user writes first: zones, hour, weekday, distance; no features."""
+def fit_plain(frame: pd.DataFrame, target: str, columns: list[str],
+              cfg: TrainConfig) -> lgb.Booster:
+    """The reference a user writes first: zones, hour, weekday (and distance, when in
+    ``columns``); no features, no weights."""
     params = {"objective": "regression", "num_threads": cfg.num_threads, "verbosity": -1,
               "seed": cfg.seed}
-    data = lgb.Dataset(design(frame, PLAIN_COLUMNS), label=frame[LABEL[target]],
-                       categorical_feature=["pickup_zone_id", "dropoff_zone_id"])
+    data = lgb.Dataset(design(frame, columns), label=frame[LABEL[target]],
+                       categorical_feature=[c for c in columns if c in CATEGORICAL])
     return lgb.train(params, data, num_boost_round=300)
 
 
