@@ -109,6 +109,49 @@ def pipeline(data: DataOpt = None,
 
 
 @app.command()
+def backtest(data: DataOpt = None,
+             months: Annotated[list[str] | None, typer.Option(
+                 "--window", help="training window in months before M ('all' or a number)")
+             ] = None,
+             half_life: Annotated[list[str] | None, typer.Option(
+                 help="recency half-life in days ('none': equal weights)")] = None,
+             feature_repo: Path = FEATURE_REPO, zones: Path = ZONES_CSV,
+             out_dir: Path = ARTIFACTS,
+             threads: Annotated[int, typer.Option(
+                 min=1, help="LightGBM threads (1 on a machine busy with other work)")] = 2,
+             ) -> None:
+    """Train on months before M, evaluate on M, for every month M after the first, for each
+    window x half-life, beside the plain LightGBM; writes reports/backtest.{md,csv}."""
+    from training import backtest as bt
+    from training.pipeline import discover, prepare
+    from training.train import TrainConfig
+
+    def parse(values, name, none_word, cast):
+        try:
+            return [None if v == none_word else cast(v) for v in values]
+        except ValueError:
+            raise typer.BadParameter(f"{values!r}: numbers or {none_word!r}",
+                                     param_hint=name) from None
+
+    windows = parse(months or ["all", "2"], "--window", "all", int)
+    lives = parse(half_life or ["120", "30", "none"], "--half-life", "none", float)
+    start = time.monotonic()
+    files = discover(data or [SAMPLE_DIR])
+    with redis_url_or_local() as redis_url:
+        prep = prepare(files, zones, feature_repo, redis_url, out_dir, materialize=False)
+    variants = [bt.Variant(w, h) for w in windows for h in lives]
+    results = bt.run(prep, variants, cfg=TrainConfig(num_threads=threads))
+    if results.empty:
+        raise typer.BadParameter("need at least two months of trips", param_hint="--data")
+    out.print(bt.rich_table(bt.summary(results)))
+    reports = out_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    results.to_csv(reports / "backtest.csv", index=False)
+    (reports / "backtest.md").write_text(bt.markdown(results))
+    out.print(f"report: {reports / 'backtest.md'}; backtest took {time.monotonic() - start:.1f} s")
+
+
+@app.command()
 def materialize(feature_repo: Path = FEATURE_REPO) -> None:
     """Apply the Feast repo and load the newest features into Redis (REDIS_URL required)."""
     import os

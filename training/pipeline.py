@@ -28,6 +28,7 @@ from training.model import SERVICE_OF, TARGETS, ZoneGeo, feature_columns, predic
 from training.train import (
     LABEL,
     PLAIN_COLUMNS,
+    PLAIN_NO_DISTANCE,
     TrainConfig,
     design,
     fit_lightgbm,
@@ -157,11 +158,14 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
     evaluation = {}
     for target in TARGETS:
         plain = fit_plain(train, target, PLAIN_COLUMNS, tcfg)
+        plain_blind = fit_plain(train, target, PLAIN_NO_DISTANCE, tcfg)
         ridge = fit_sklearn_baseline(train, target)
         preds = {
             "lightgbm+features": ours[target],
             "lightgbm+features, no distance": blind[target],
             "plain lightgbm (5 cols)": plain.predict(design(test, PLAIN_COLUMNS)),
+            "plain lightgbm, no distance (4 cols)": plain_blind.predict(
+                design(test, PLAIN_NO_DISTANCE)),
             "sklearn ridge baseline": ridge.predict(test),
         }
         evaluation[target] = report(test, preds, target, LABEL[target],

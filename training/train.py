@@ -22,6 +22,7 @@ from training.model import CATEGORICAL, PER_MILE_TARGETS, derive, frame_columns,
 
 LABEL = {"duration": "duration_s", "fare": "fare_amount"}
 PLAIN_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "trip_distance"]
+PLAIN_NO_DISTANCE = PLAIN_COLUMNS[:-1]  # the same reference for requests without a distance
 
 
 @dataclass

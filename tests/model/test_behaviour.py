@@ -22,6 +22,16 @@ def test_beats_the_plain_lightgbm_on_the_unseen_month(trained):
         assert ours < plain < ridge * 1.5, (target, ours, plain, ridge)
 
 
+def test_beats_the_plain_lightgbm_without_distance_too(trained):
+    """A request without a route distance: the zone and traffic features must carry it
+    better than a plain model of zones and calendar alone."""
+    ev = trained["evaluation"]
+    for target in ("duration", "fare"):
+        ours = ev[target]["lightgbm+features, no distance"]["overall"]["mae"]
+        plain = ev[target]["plain lightgbm, no distance (4 cols)"]["overall"]["mae"]
+        assert ours < plain, (target, ours, plain)
+
+
 def test_answers_without_distance_are_worse_but_sane(trained):
     ev = trained["evaluation"]
     for target, bound in (("duration", 6.0), ("fare", 5.0)):
