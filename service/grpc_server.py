@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
@@ -21,6 +22,41 @@ from service.schemas import TripRequest
 
 log = logging.getLogger("taxi.grpc")
 SERVICE_NAME = taxi_pb2.DESCRIPTOR.services_by_name["TripPredictor"].full_name
+
+
+class Malformed:
+    """A request body protobuf could not parse. grpc.aio answers UNKNOWN and logs a traceback
+    when a deserializer raises, before any handler runs; so the deserializer returns this
+    instead and the handler answers INVALID_ARGUMENT and counts it like any other request."""
+
+    def __init__(self, message_cls, error: Exception):
+        self.name, self.error = message_cls.DESCRIPTOR.full_name, error
+
+
+def lenient(message_cls) -> Callable[[bytes], object]:
+    def parse(data: bytes):
+        try:
+            return message_cls.FromString(data)
+        except DecodeError as exc:
+            return Malformed(message_cls, exc)
+    return parse
+
+
+# method: (request, response) message classes, as declared in proto/taxi/v1/taxi.proto
+METHODS = {"Predict": (taxi_pb2.PredictRequest, taxi_pb2.Prediction),
+           "PredictBatch": (taxi_pb2.PredictBatchRequest, taxi_pb2.PredictBatchResponse),
+           "Feedback": (taxi_pb2.FeedbackRequest, taxi_pb2.FeedbackReply)}
+
+
+def add_servicer(servicer: TripPredictorServicer, server: grpc.aio.Server) -> None:
+    """The generated ``add_TripPredictorServicer_to_server`` with lenient deserializers."""
+    handlers = {name: grpc.unary_unary_rpc_method_handler(
+                    getattr(servicer, name), request_deserializer=lenient(request),
+                    response_serializer=response.SerializeToString)
+                for name, (request, response) in METHODS.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
+                                                                          handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def to_trip(msg: taxi_pb2.PredictRequest, prefix: str = "") -> dict:
@@ -53,8 +89,15 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         self.get_predictor().requests.observe("grpc", endpoint, status,
                                               time.perf_counter() - start)
 
+    async def _reject_malformed(self, endpoint: str, start: float, request, context) -> None:
+        if isinstance(request, Malformed):
+            self._observe(endpoint, start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"not a valid {request.name} message: {request.error}")
+
     async def Predict(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("Predict", start, request, context)
         try:
             trip = TripRequest.model_validate(to_trip(request))
         except ValidationError as exc:
@@ -67,6 +110,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
     async def PredictBatch(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("PredictBatch", start, request, context)
         if not request.trips:
             self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trips: at least one trip")
@@ -91,6 +135,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
     async def Feedback(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("Feedback", start, request, context)
         fields = {"request_id": request.request_id}
         for name in ("actual_duration_seconds", "actual_fare_usd"):
             if request.HasField(name):
@@ -121,8 +166,7 @@ async def start(get_predictor: Callable[[], Predictor], port: int, max_batch: in
     """Start serving on ``host:port`` (SO_REUSEPORT: every BentoML worker can bind it)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
                                       ("grpc.max_receive_message_length", 16 << 20)])
-    taxi_pb2_grpc.add_TripPredictorServicer_to_server(
-        TripPredictorServicer(get_predictor, max_batch, get_feedback), server)
+    add_servicer(TripPredictorServicer(get_predictor, max_batch, get_feedback), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
