@@ -162,7 +162,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
 async def start(get_predictor: Callable[[], Predictor], port: int, max_batch: int,
                 get_feedback: Callable[[], FeedbackStore] | None = None,
-                host: str = "0.0.0.0") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+                host: str = "127.0.0.1") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """Start serving on ``host:port`` (SO_REUSEPORT: every BentoML worker can bind it)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
                                       ("grpc.max_receive_message_length", 16 << 20)])

@@ -116,7 +116,7 @@ class TaxiService:
 
             self.grpc_server, _ = await grpc_server.start(
                 current_predictor, self.settings.grpc_port, self.settings.max_batch,
-                current_feedback)
+                current_feedback, host=str(self.settings.host))
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:
