@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         "machine only) unless set; images set 0.0.0.0 (every interface) for the pod network")
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
+    header_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="a request's headers must arrive within this "
+        "after the connection opens (or its first byte): else 408 and the connection closes")
+    body_timeout_s: float = Field(
+        default=8.0, gt=0, le=300, description="a request's body must arrive within this after "
+        "its headers (under BentoML's 10 s request timeout): else 408, connection closed")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
     workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
     compiled_model: bool = Field(default=True, description="serve the model's compiled trees "
