@@ -26,6 +26,13 @@ def serve_command(settings: Settings) -> list[str]:
             "--host", str(settings.host), "--port", str(settings.http_port)]
 
 
+def addresses(settings: Settings) -> str:
+    """Where both protocols listen: the address ``serve_command`` binds, not a guess."""
+    host = str(settings.host)
+    return (f"HTTP  http://{host}:{settings.http_port}/predict  "
+            f"gRPC {host}:{settings.grpc_port} (taxi.v1.TripPredictor)")
+
+
 def main(materialize: bool = typer.Option(True, help="load features into Redis first")) -> None:
     """Serve the configured model on TAXI_HTTP_PORT (HTTP) and TAXI_GRPC_PORT (gRPC)."""
     settings = Settings()
@@ -45,9 +52,7 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
             store.apply(fs)
             store.materialize(fs)
         console.print(f"model {tag} (track {settings.track}); features in {redis_url}")
-        host = str(settings.host)
-        console.print(f"HTTP  http://{host}:{settings.http_port}/predict  "
-                      f"gRPC {host}:{settings.grpc_port} (taxi.v1.TripPredictor)")
+        console.print(addresses(settings))
         body = '{"pickup_zone_id": 74, "dropoff_zone_id": 236, ' \
                '"pickup_datetime": "2023-02-07T08:30:00"}'
         console.print(f"try: curl -s -XPOST localhost:{settings.http_port}/predict "
