@@ -88,11 +88,12 @@ def parse(model: type[BaseModel], raw: bytes) -> tuple[int, dict] | BaseModel:
     except ValidationError as exc:
         errors = exc.errors()
         if any(e["type"] == "json_invalid" for e in errors):
+            # JSON text never holds a raw NUL: one means UTF-16 or UTF-32 without a BOM
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
                 return 400, NOT_UTF8
-            return 400, MALFORMED
+            return 400, NOT_UTF8 if b"\x00" in raw else MALFORMED
         return 422, error_body(error_details(errors))
 
 
