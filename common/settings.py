@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, IPvAnyAddress, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import paths
@@ -29,8 +29,17 @@ class Settings(BaseSettings):
     model_tag: str = Field(default="taxi_trip:champion",
                            description="BentoML model tag to serve; 'champion' = current champion")
     track: str = Field(default="main", description="rollout track label: main/stable/canary/...")
+    host: IPvAnyAddress = Field(
+        default="127.0.0.1", description="address HTTP and gRPC listen on: 127.0.0.1 (this "
+        "machine only) unless set; images set 0.0.0.0 (every interface) for the pod network")
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
+    header_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="a request's headers must arrive within this "
+        "after the connection opens (or its first byte): else 408 and the connection closes")
+    body_timeout_s: float = Field(
+        default=8.0, gt=0, le=300, description="a request's body must arrive within this after "
+        "its headers (under BentoML's 10 s request timeout): else 408, connection closed")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
     workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
     compiled_model: bool = Field(default=True, description="serve the model's compiled trees "

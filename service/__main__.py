@@ -20,6 +20,19 @@ from common.settings import Settings
 console = Console(stderr=True, soft_wrap=True)
 
 
+def serve_command(settings: Settings) -> list[str]:
+    """`bentoml serve` on the configured address (gRPC binds the same one in the worker)."""
+    return [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
+            "--host", str(settings.host), "--port", str(settings.http_port)]
+
+
+def addresses(settings: Settings) -> str:
+    """Where both protocols listen: the address ``serve_command`` binds, not a guess."""
+    host = str(settings.host)
+    return (f"HTTP  http://{host}:{settings.http_port}/predict  "
+            f"gRPC {host}:{settings.grpc_port} (taxi.v1.TripPredictor)")
+
+
 def main(materialize: bool = typer.Option(True, help="load features into Redis first")) -> None:
     """Serve the configured model on TAXI_HTTP_PORT (HTTP) and TAXI_GRPC_PORT (gRPC)."""
     settings = Settings()
@@ -39,15 +52,12 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
             store.apply(fs)
             store.materialize(fs)
         console.print(f"model {tag} (track {settings.track}); features in {redis_url}")
-        console.print(f"HTTP  http://127.0.0.1:{settings.http_port}/predict  "
-                      f"gRPC 127.0.0.1:{settings.grpc_port} (taxi.v1.TripPredictor)")
+        console.print(addresses(settings))
         body = '{"pickup_zone_id": 74, "dropoff_zone_id": 236, ' \
                '"pickup_datetime": "2023-02-07T08:30:00"}'
         console.print(f"try: curl -s -XPOST localhost:{settings.http_port}/predict "
                       f"-H 'content-type: application/json' -d '{body}'")
-        cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
-               "--host", "0.0.0.0", "--port", str(settings.http_port)]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        proc = subprocess.Popen(serve_command(settings), cwd=ROOT, env=env)
         try:
             raise typer.Exit(proc.wait())
         except KeyboardInterrupt:

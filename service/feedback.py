@@ -25,11 +25,17 @@ FEEDBACK_STREAM = "taxi:feedback"
 UNMATCHED_STREAM = "taxi:feedback:unmatched"
 BUCKET_TTL_S = 3 * 86_400  # longer than the longest rolling window
 
-# KEYS: seen marker, prediction hash, feedback stream, unmatched stream
+# KEYS: seen marker (holds 'version|track', answered again to a duplicate), prediction hash,
+#       feedback stream, unmatched stream
 # ARGV: request id, actual duration ('' = absent), actual fare, now (unix s), marker TTL,
 #       stream max length, bucket TTL
 _ACCEPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  local v, t = string.match(seen, '^([^|]*)|([^|]*)$')
+  if v then return {'duplicate', v, t} end
+  return {'duplicate'}
+end
 local raw = redis.call('GET', KEYS[2])
 local p = {}
 if raw then p = {string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')} end
@@ -44,7 +50,7 @@ if ARGV[3] ~= '' then err_fare = tostring(math.abs(tonumber(ARGV[3]) - tonumber(
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'rid', ARGV[1], 'v', p[1], 't', p[2],
            'ts', ARGV[4], 'pred_dur', p[3], 'pred_fare', p[4], 'act_dur', ARGV[2],
            'act_fare', ARGV[3], 'err_dur', err_dur, 'err_fare', err_fare)
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[5])
+redis.call('SET', KEYS[1], p[1] .. '|' .. p[2], 'EX', ARGV[5])
 local minute = math.floor(tonumber(ARGV[4]) / 60)
 local base = 'taxi:acc:' .. p[1] .. ':' .. p[2] .. ':'
 for target, err in pairs({duration = err_dur, fare = err_fare}) do
@@ -127,7 +133,7 @@ class FeedbackStore:
         reply = await self._script(keys=keys, args=args, client=client)
         status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
         version = track = None
-        if status == "accepted":
+        if len(reply) >= 3:  # accepted, or a duplicate of an accepted one
             version, track = (v.decode() if isinstance(v, bytes) else v for v in reply[1:3])
         metrics.FEEDBACK.labels(status).inc()
         return FeedbackReply(request_id=rid, status=status, model_version=version, track=track)

@@ -3,11 +3,13 @@ loop, sharing the loaded predictor, with the standard health service and reflect
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
@@ -23,6 +25,41 @@ log = logging.getLogger("taxi.grpc")
 SERVICE_NAME = taxi_pb2.DESCRIPTOR.services_by_name["TripPredictor"].full_name
 
 
+class Malformed:
+    """A request body protobuf could not parse. grpc.aio answers UNKNOWN and logs a traceback
+    when a deserializer raises, before any handler runs; so the deserializer returns this
+    instead and the handler answers INVALID_ARGUMENT and counts it like any other request."""
+
+    def __init__(self, message_cls, error: Exception):
+        self.name, self.error = message_cls.DESCRIPTOR.full_name, error
+
+
+def lenient(message_cls) -> Callable[[bytes], object]:
+    def parse(data: bytes):
+        try:
+            return message_cls.FromString(data)
+        except DecodeError as exc:
+            return Malformed(message_cls, exc)
+    return parse
+
+
+# method: (request, response) message classes, as declared in proto/taxi/v1/taxi.proto
+METHODS = {"Predict": (taxi_pb2.PredictRequest, taxi_pb2.Prediction),
+           "PredictBatch": (taxi_pb2.PredictBatchRequest, taxi_pb2.PredictBatchResponse),
+           "Feedback": (taxi_pb2.FeedbackRequest, taxi_pb2.FeedbackReply)}
+
+
+def add_servicer(servicer: TripPredictorServicer, server: grpc.aio.Server) -> None:
+    """The generated ``add_TripPredictorServicer_to_server`` with lenient deserializers."""
+    handlers = {name: grpc.unary_unary_rpc_method_handler(
+                    getattr(servicer, name), request_deserializer=lenient(request),
+                    response_serializer=response.SerializeToString)
+                for name, (request, response) in METHODS.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
+                                                                          handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 def to_trip(msg: taxi_pb2.PredictRequest, prefix: str = "") -> dict:
     """A proto request as the JSON contract's fields (absent optionals stay absent)."""
     trip = {"pickup_zone_id": msg.pickup_zone_id, "dropoff_zone_id": msg.dropoff_zone_id,
@@ -34,6 +71,18 @@ def to_trip(msg: taxi_pb2.PredictRequest, prefix: str = "") -> dict:
     if msg.request_id:
         trip["request_id"] = msg.request_id
     return trip
+
+
+def validate_trips(msgs) -> tuple[list[TripRequest], list[dict]]:
+    """The trips of a batch, and a {field, rule} per broken rule."""
+    trips, details = [], []
+    for i, msg in enumerate(msgs):
+        try:
+            trips.append(TripRequest.model_validate(to_trip(msg)))
+        except ValidationError as exc:
+            details += [{"field": f"trips.{i}.{d['field']}", "rule": d["rule"]}
+                        for d in error_details(exc.errors())]
+    return trips, details
 
 
 def to_protos(answers: Answers) -> list[taxi_pb2.Prediction]:
@@ -53,8 +102,15 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
         self.get_predictor().requests.observe("grpc", endpoint, status,
                                               time.perf_counter() - start)
 
+    async def _reject_malformed(self, endpoint: str, start: float, request, context) -> None:
+        if isinstance(request, Malformed):
+            self._observe(endpoint, start, grpc.StatusCode.INVALID_ARGUMENT)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"not a valid {request.name} message: {request.error}")
+
     async def Predict(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("Predict", start, request, context)
         try:
             trip = TripRequest.model_validate(to_trip(request))
         except ValidationError as exc:
@@ -67,6 +123,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
     async def PredictBatch(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("PredictBatch", start, request, context)
         if not request.trips:
             self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trips: at least one trip")
@@ -75,13 +132,11 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"trips: at most {self.max_batch} trips per batch "
                                 f"(got {len(request.trips)})")
-        trips, details = [], []
-        for i, msg in enumerate(request.trips):
-            try:
-                trips.append(TripRequest.model_validate(to_trip(msg)))
-            except ValidationError as exc:
-                details += [{"field": f"trips.{i}.{d['field']}", "rule": d["rule"]}
-                            for d in error_details(exc.errors())]
+        if len(request.trips) >= 32:  # validating many trips held the loop: a thread
+            trips, details = await asyncio.get_running_loop().run_in_executor(
+                None, validate_trips, request.trips)
+        else:
+            trips, details = validate_trips(request.trips)
         if details:
             self._observe("PredictBatch", start, grpc.StatusCode.INVALID_ARGUMENT)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(details))
@@ -91,6 +146,7 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
     async def Feedback(self, request, context):  # noqa: N802 - gRPC method name
         start = time.perf_counter()
+        await self._reject_malformed("Feedback", start, request, context)
         fields = {"request_id": request.request_id}
         for name in ("actual_duration_seconds", "actual_fare_usd"):
             if request.HasField(name):
@@ -117,12 +173,11 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
 
 async def start(get_predictor: Callable[[], Predictor], port: int, max_batch: int,
                 get_feedback: Callable[[], FeedbackStore] | None = None,
-                host: str = "0.0.0.0") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+                host: str = "127.0.0.1") -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """Start serving on ``host:port`` (SO_REUSEPORT: every BentoML worker can bind it)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
                                       ("grpc.max_receive_message_length", 16 << 20)])
-    taxi_pb2_grpc.add_TripPredictorServicer_to_server(
-        TripPredictorServicer(get_predictor, max_batch, get_feedback), server)
+    add_servicer(TripPredictorServicer(get_predictor, max_batch, get_feedback), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

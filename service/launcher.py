@@ -53,7 +53,7 @@ def private_home(log_path) -> str:
 def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Served:
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, **env, "TAXI_HTTP_PORT": str(http_port),
-                "TAXI_GRPC_PORT": str(grpc_port)}
+                "TAXI_GRPC_PORT": str(grpc_port), "TAXI_HOST": "127.0.0.1"}
     if "BENTOML_HOME" not in env:
         full_env["BENTOML_HOME"] = private_home(log_path)
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",

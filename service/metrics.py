@@ -31,8 +31,9 @@ PREDICTED_DURATION = Histogram(
 PREDICTED_FARE = Histogram(
     "taxi_predicted_fare_usd", "Predicted fares", ["model_version", "track"],
     buckets=(5, 10, 15, 20, 30, 40, 60, 80, 120, 200))
-PREDLOG = Counter("taxi_prediction_log", "Predicted trips by prediction-log outcome "
-                  "(written, dropped_buffer_full, dropped_redis_error)", ["result"])
+PREDLOG = Counter("taxi_prediction_log", "Predicted trips by prediction-log outcome (written, "
+                  "dropped_buffer_full; retried_redis_error: a failed write kept and retried)",
+                  ["result"])
 FEEDBACK = Counter("taxi_feedback", "Feedback by outcome (accepted, duplicate, unknown_request)",
                    ["result"])
 # Every worker computes the same values from Redis: export the most recent one, not a sum.

@@ -7,9 +7,11 @@ feedback joins to; expires after the feedback TTL). One flush is one ``EVALSHA``
 script that writes every trip's entry and key inside Redis, so the event loop only packs the
 arguments: writing 100 trips took 1.2 ms from start to reply, Redis' own work included,
 against 9.4 ms for a pipeline of two redis-py commands per trip, which held the loop and
-delayed the requests that arrived meanwhile. When the buffer is full or
-Redis fails, the trips that could not be logged are counted (``taxi_prediction_log_total``)
-and the answer is served anyway: logging never blocks or fails a request. Key layout:
+delayed the requests that arrived meanwhile. When Redis fails, the trips stay in the buffer
+and are written again (with backoff) once it is back; the script skips a trip whose entry
+is already there, so a retry after a lost reply writes nothing twice. Only a full buffer
+drops trips, and those are counted (``taxi_prediction_log_total``); the answer is served
+anyway: logging never blocks or fails a request. Key layout:
 docs/monitoring.md.
 """
 
@@ -34,15 +36,20 @@ PRED_KEY = "taxi:pred:{}"
 # ARGV: version, track, stream max length, TTL, then per trip: rid, ts, dur, fare, x.
 _WRITE = Script("""
 local v, t, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local written = 0
 for i = 2, #KEYS do
   local a = 5 * (i - 2) + 5
   local rid, ts, dur, fare = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'rid', rid, 'ts', ts, 'v', v,
-             't', t, 'dur', dur, 'fare', fare, 'x', ARGV[a + 4])
-  redis.call('SET', KEYS[i], v .. '|' .. t .. '|' .. dur .. '|' .. fare .. '|' .. ts,
-             'EX', ttl)
+  local value = v .. '|' .. t .. '|' .. dur .. '|' .. fare .. '|' .. ts
+  -- a retried flush whose first try did run (its reply was lost) writes nothing twice
+  if redis.call('GET', KEYS[i]) ~= value then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'rid', rid, 'ts', ts, 'v', v,
+               't', t, 'dur', dur, 'fare', fare, 'x', ARGV[a + 4])
+    redis.call('SET', KEYS[i], value, 'EX', ttl)
+    written = written + 1
+  end
 end
-return #KEYS - 1
+return written
 """)
 
 
@@ -126,7 +133,9 @@ class PredictionLog:
                     ok = await self._write(batches)
                 finally:
                     self._writing = False
-                if not ok:
+                if not ok:  # keep them, in order, for the next try (nothing is dropped)
+                    self._buffer.extendleft(reversed(batches))
+                    self._held += sum(len(b.ids) for b in batches)
                     backoff = min(max(backoff * 2, 0.05), 1.0)  # Redis is down: do not spin
                     break
                 backoff = self.interval_s
@@ -144,8 +153,9 @@ class PredictionLog:
         try:
             await _WRITE(self._client, keys, args)
         except (ReplyError, OSError, TimeoutError) as exc:
-            metrics.PREDLOG.labels("dropped_redis_error").inc(n)
-            log.warning("prediction log: %d trips not logged (%r)", n, exc)
+            metrics.PREDLOG.labels("retried_redis_error").inc(n)
+            log.warning("prediction log: %d trips not logged yet, kept for a retry (%r)",
+                        n, exc)
             return False
         metrics.PREDLOG.labels("written").inc(n)
         return True

@@ -81,9 +81,14 @@ class RespClient:
         pack = hiredis.pack_command
         return await self.send(b"".join([pack(c) for c in commands]), len(commands))
 
-    async def send(self, packed: bytes, n_replies: int) -> list:
+    async def send(self, packed: bytes, n_replies: int, retry_stale: bool = False) -> list:
         """``pipeline`` for commands already packed (``hiredis.pack_command``), e.g. cached
-        by a caller that sends the same commands again and again."""
+        by a caller that sends the same commands again and again.
+
+        ``retry_stale`` (for commands safe to send twice, e.g. reads): when a pooled
+        connection turns out dead (Redis restarted while it sat idle), drop every idle
+        connection, which died with it, and send once more on a new one within the budget.
+        """
         if not n_replies:
             return []
         loop = asyncio.get_running_loop()
@@ -94,7 +99,18 @@ class RespClient:
             async with asyncio.timeout(self.timeout_s):
                 if conn is None:
                     conn = await self._open()
-                replies = await _roundtrip(conn, packed, n_replies)
+                    replies = await _roundtrip(conn, packed, n_replies)
+                else:
+                    try:
+                        replies = await _roundtrip(conn, packed, n_replies)
+                    except ConnectionError:  # reset, broken pipe or closed by Redis
+                        conn.close()
+                        conn = None
+                        self.drop_idle()
+                        if not retry_stale:
+                            raise
+                        conn = await self._open()
+                        replies = await _roundtrip(conn, packed, n_replies)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -105,11 +121,15 @@ class RespClient:
             conn.close()
         return replies
 
-    async def close(self) -> None:
-        """Close the idle connections (in-flight ones close when their call ends)."""
+    def drop_idle(self) -> None:
+        """Close the idle connections (in-flight ones are kept until their call ends)."""
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+    async def close(self) -> None:
+        """Close the idle connections (in-flight ones close when their call ends)."""
+        self.drop_idle()
 
 
 def _raise(reply):

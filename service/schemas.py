@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -18,11 +19,17 @@ from pydantic import (
 )
 
 ZoneId = Annotated[StrictInt, Field(ge=1, le=263, description="TLC taxi zone LocationID")]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# A date, a time (to the minute at least) and an optional offset, and nothing else: no NUL,
+# no trailing newline, no date without a time (fromisoformat alone accepts all three).
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+                       r"(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+NY = ZoneInfo("America/New_York")
 
 
 def _request_id(value: str) -> str:
-    if not _REQUEST_ID.match(value):
+    # fullmatch, not match with `$`: `$` also matches before a trailing newline
+    if not _REQUEST_ID.fullmatch(value):
         raise ValueError("must be 1-128 characters of letters, digits and . _ : -")
     return value
 
@@ -51,13 +58,28 @@ class TripRequest(BaseModel):
     @field_validator("pickup_datetime")
     @classmethod
     def _iso8601(cls, value: str) -> str:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("must be an ISO 8601 date-time such as 2023-02-07T08:30:00") from None
-        if not 2000 <= parsed.year <= 2100:
-            raise ValueError("year must be between 2000 and 2100")
-        return value
+        return check_pickup_datetime(value)
+
+
+def check_pickup_datetime(value: str) -> str:
+    """An ISO 8601 date and time, optionally with an offset; a naive time must exist in New
+    York (docs/api.md: the spring-forward gap is refused, a fall-back time is accepted)."""
+    if not _DATETIME.fullmatch(value):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must include a time of day, e.g. 2023-02-07T08:30:00")
+        raise ValueError("must be an ISO 8601 date-time such as 2023-02-07T08:30:00")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time such as 2023-02-07T08:30:00") from None
+    if not 2000 <= parsed.year <= 2100:
+        raise ValueError("year must be between 2000 and 2100")
+    if parsed.tzinfo is None:
+        local = parsed.replace(tzinfo=NY)
+        if local.astimezone(UTC).astimezone(NY).replace(tzinfo=None) != parsed:
+            raise ValueError("does not exist in New York: clocks skip this hour when daylight "
+                             "time starts; send a UTC offset or a time that exists")
+    return value
 
 
 class Prediction(BaseModel):

@@ -15,6 +15,7 @@ import os
 import bentoml
 
 from common.settings import Settings
+from service import slow_clients
 from service.accuracy import AccuracyReporter, parse_windows
 from service.feedback import FeedbackStore
 from service.http_app import create_app
@@ -58,6 +59,13 @@ def _model_tag() -> str:
         return tag
 
 
+def _install_read_timeouts() -> None:
+    settings = Settings()
+    slow_clients.install(settings.header_timeout_s, settings.body_timeout_s)
+
+
+# before BentoML's worker builds uvicorn's Config (it loads this module first)
+_install_read_timeouts()
 http_app = create_app(current_predictor, max_batch=_max_batch(), get_feedback=current_feedback)
 
 
@@ -116,7 +124,7 @@ class TaxiService:
 
             self.grpc_server, _ = await grpc_server.start(
                 current_predictor, self.settings.grpc_port, self.settings.max_batch,
-                current_feedback)
+                current_feedback, host=str(self.settings.host))
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:

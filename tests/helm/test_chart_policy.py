@@ -158,6 +158,7 @@ def test_serving_container_contract():
     docs = render(sets=("rollout.strategy=canary",))
     config = one(docs, "ConfigMap", "taxi-serve-config")["data"]
     assert config["TAXI_HTTP_PORT"] == "3000" and config["TAXI_GRPC_PORT"] == "50051"
+    assert config["TAXI_HOST"] == "0.0.0.0"  # pods serve on their own IP, not loopback
     assert config["BENTOML_HOME"] == "/models/bentoml"
     expected = {"taxi-serve-stable": ("stable", "taxi_trip:20230201-ab12cd"),
                 "taxi-serve-canary": ("canary", "taxi_trip:20230301-cd34ef")}
