@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     model_tag: str = Field(default="taxi_trip:champion",
                            description="BentoML model tag to serve; 'champion' = current champion")
     track: str = Field(default="main", description="rollout track label: main/stable/canary/...")
+    model_wait_s: float = Field(default=0.0, ge=0, le=86_400,
+                                description="seconds `python -m service` waits for its model to "
+                                "appear in the store (a fresh install's bootstrap Job) first")
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")

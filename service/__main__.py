@@ -7,8 +7,12 @@ then runs the BentoML service (which starts gRPC in-process) until interrupted.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -16,22 +20,52 @@ from rich.console import Console
 from common.paths import ROOT
 from common.redis_local import redis_url_or_local, terminate
 from common.settings import Settings
+from service.launcher import private_home
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def wait_for_model(tag: str, wait_s: float) -> str:
+    """Resolve ``tag`` to a model in the store, waiting up to ``wait_s`` seconds for it (on a
+    fresh install the bootstrap Job is still training): until then the pod stays unready and
+    its log says what it waits for."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    from training.register import resolve_tag, store_home
+
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            resolved = resolve_tag(tag)
+            bentoml.models.get(resolved)
+            return resolved
+        except (LookupError, NotFound) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or stop:
+                raise LookupError(f"model {tag} is not in {store_home()}: {exc}") from None
+            console.print(f"waiting for model {tag} in {store_home()} ({left:.0f} s left): "
+                          f"{exc}")
+            time.sleep(min(10.0, left))
 
 
 def main(materialize: bool = typer.Option(True, help="load features into Redis first")) -> None:
     """Serve the configured model on TAXI_HTTP_PORT (HTTP) and TAXI_GRPC_PORT (gRPC)."""
     settings = Settings()
-    from training.register import resolve_tag
-
     try:
-        tag = resolve_tag(settings.model_tag)
+        tag = wait_for_model(settings.model_tag, settings.model_wait_s)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     with redis_url_or_local() as redis_url:
         env = {**os.environ, "REDIS_URL": redis_url, "TAXI_MODEL_TAG": tag}
+        home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+        if home.exists() and not os.access(home, os.W_OK):
+            # A read-only store (the image's, or the chart's model volume): BentoML still needs
+            # a writable home for its metrics files, so serve from one that links the store.
+            env["BENTOML_HOME"] = private_home(Path(tempfile.mkdtemp(prefix="serve-")) / "x")
         if materialize:
             from training import store
 
@@ -48,6 +82,9 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
                "--host", "0.0.0.0", "--port", str(settings.http_port)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        # As PID 1 in a container Python ignores SIGTERM unless it handles it: pass it on and
+        # wait while `bentoml serve` finishes the requests in flight.
+        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
         try:
             raise typer.Exit(proc.wait())
         except KeyboardInterrupt:
