@@ -14,9 +14,12 @@ LABEL org.opencontainers.image.title="taxi-serve-job" \
       org.opencontainers.image.version="${VERSION}"
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp BENTOML_HOME=/models/bentoml
-RUN { command -v tini && command -v ld; } >/dev/null || { apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends tini binutils && \
-      rm -rf /var/lib/apt/lists/*; }
+# tini (PID 1), binutils (`ld` links the compiled trees), libgomp1 (LightGBM's OpenMP), from
+# Debian when the base lacks them.
+RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; command -v ld >/dev/null || \
+      pkgs="$pkgs binutils"; ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
+    if [ -n "$pkgs" ]; then apt-get update -qq && \
+      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
 RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \

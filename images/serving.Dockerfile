@@ -18,9 +18,12 @@ LABEL org.opencontainers.image.title="taxi-serve" \
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp BENTOML_HOME=/opt/taxi/bentoml \
     TAXI_HTTP_PORT=3000 TAXI_GRPC_PORT=50051
-# tini forwards SIGTERM and reaps zombies (the debootstrap base has it; a public base may not).
-RUN command -v tini >/dev/null || { apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; }
+# tini forwards SIGTERM and reaps zombies; LightGBM needs OpenMP (libgomp1). Installed from
+# Debian only when the base lacks them.
+RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; \
+    ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
+    if [ -n "$pkgs" ]; then apt-get update -qq && \
+      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
 # The Bento's locked requirements, less what only compiling the trees needs (llvmlite and
 # lleaves: the compiled trees are plain shared libraries) and mypy (a type checker that a
 # SQLAlchemy extra of Feast pulls in): 170 MB that serving never imports.
