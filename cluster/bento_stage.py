@@ -5,8 +5,8 @@ live beside the model in the store (training/compile.py), so they are staged wit
 store used is ``TAXI_IMAGE_STORE`` (default ``.cluster/images/bentoml``): when it holds no
 champion yet, the pipeline runs on the bundled sample first, exactly as ``make serve`` does.
 
-Context layout: ``bento/`` (the Bento minus its models), ``store/`` (a BENTOML_HOME with the
-model, its compiled trees and the champion pointer).
+Context layout: ``bento/`` (the Bento: code, bento.yaml, locked requirements), ``store/`` (a
+BENTOML_HOME with the Bento's model, its compiled trees and the champion pointer).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def stage(ctx: Path) -> str:
                 capture=True).splitlines()[-1]
     shutil.copytree(bento, ctx / "bento", ignore=shutil.ignore_patterns("models"))
     name, version = model.split(":")
-    shutil.copytree(Path(bento) / "models" / name / version,
-                    ctx / "store" / "models" / name / version)
+    # BentoML 1.4 Bentos name their models (bento.yaml) and leave the files in the store.
+    shutil.copytree(STORE / "models" / name / version, ctx / "store" / "models" / name / version)
     (ctx / "store" / "models" / name / "latest").write_text(version)
     compiled = STORE / "taxi-serve" / "compiled" / version
     if compiled.exists():

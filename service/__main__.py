@@ -53,6 +53,12 @@ def wait_for_model(tag: str, wait_s: float) -> str:
 
 def main(materialize: bool = typer.Option(True, help="load features into Redis first")) -> None:
     """Serve the configured model on TAXI_HTTP_PORT (HTTP) and TAXI_GRPC_PORT (gRPC)."""
+    home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+    if home.exists() and not os.access(home, os.W_OK):
+        # A read-only store (the image's, or the chart's model volume): BentoML creates
+        # directories in its home as soon as it is used, so serve from a writable home that
+        # links the store's models, compiled trees and bentos.
+        os.environ["BENTOML_HOME"] = private_home(Path(tempfile.mkdtemp(prefix="serve-")) / "x")
     settings = Settings()
     try:
         tag = wait_for_model(settings.model_tag, settings.model_wait_s)
@@ -61,11 +67,6 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         raise typer.Exit(2) from None
     with redis_url_or_local() as redis_url:
         env = {**os.environ, "REDIS_URL": redis_url, "TAXI_MODEL_TAG": tag}
-        home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
-        if home.exists() and not os.access(home, os.W_OK):
-            # A read-only store (the image's, or the chart's model volume): BentoML still needs
-            # a writable home for its metrics files, so serve from one that links the store.
-            env["BENTOML_HOME"] = private_home(Path(tempfile.mkdtemp(prefix="serve-")) / "x")
         if materialize:
             from training import store
 

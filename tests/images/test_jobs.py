@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import httpx
 import pytest
@@ -18,13 +19,17 @@ pytestmark = pytest.mark.images
 def job_run(daemon, ref: str, store, *cmd: str, env: tuple[str, ...] = ()):
     """docker run the job image read-only: /tmp, the artifacts and the feature data as tmpfs
     (the chart mounts volumes there) and ``store`` as the model store."""
-    args = ["run", "--rm", "--read-only"]
+    name = f"taxi-job-{uuid.uuid4().hex[:8]}"
+    args = ["run", "--rm", "--name", name, "--read-only"]
     for path in ("/tmp", "/opt/taxi/app/artifacts", "/opt/taxi/app/feature_repo/data"):
         args += ["--tmpfs", f"{path}:uid={UID},gid={UID}"]
     args += ["-v", f"{store}:/models"]
     for e in env:
         args += ["-e", e]
-    return daemon.docker(*args, ref, *cmd, check=False, timeout=900)
+    try:  # the pipeline takes minutes, many more on a loaded machine
+        return daemon.docker(*args, ref, *cmd, check=False, timeout=2400)
+    finally:  # a timed-out client leaves its container running
+        daemon.docker("rm", "-f", name, check=False)
 
 
 def test_job_image_runs_the_pipeline_on_its_bundled_sample(daemon, refs, bridge_redis,
