@@ -131,6 +131,11 @@ def _context(name: str) -> Path:
         shutil.copytree(ROOT / "helm" / "taxi-serve", ctx / "helm" / "taxi-serve")
         shutil.copy(ROOT / ".tools" / "bin" / "helm", ctx / "helm-bin")
     shutil.copy(IMAGES / f"{name}.Dockerfile", ctx / "Dockerfile")
+    # COPY keeps modes, and the images run as a non-root user: BentoML writes model files
+    # owner-only, so make everything readable (executables stay executable).
+    for path in ctx.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)
     return ctx
 
 
