@@ -24,9 +24,9 @@ RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; \
     ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
       apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
-# The Bento's locked requirements, less what only compiling the trees needs (llvmlite and
-# lleaves: the compiled trees are plain shared libraries) and mypy (a type checker that a
-# SQLAlchemy extra of Feast pulls in): 170 MB that serving never imports.
+# The Bento's locked requirements, less mypy (a type checker that a SQLAlchemy extra of Feast
+# pulls in; serving never imports it). llvmlite and lleaves stay: the compiled trees' manifest
+# is checked against their versions when the service loads them.
 # The lock export pins every package: --no-deps installs exactly that set. Packages' own test
 # suites are dropped (tens of MB, never imported).
 # The CA bundle is a BuildKit secret: mounted for this step only, never in a layer.
@@ -34,7 +34,7 @@ RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=bento/env/python/requirements.txt,target=/tmp/bento-requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \
       export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi; \
-    grep -viE "^(llvmlite|lleaves|mypy)==" /tmp/bento-requirements.txt \
+    grep -viE "^mypy==" /tmp/bento-requirements.txt \
       > /tmp/requirements.txt; \
     python3 -m venv /opt/uv && /opt/uv/bin/pip install -q --no-cache-dir "uv==${UV_VERSION}" && \
     python3 -m venv --without-pip /opt/venv && \

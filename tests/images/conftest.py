@@ -117,7 +117,7 @@ def start_serving(daemon, ref: str, redis_url: str, *extra: str) -> tuple[str, s
                         f"REDIS_URL={redis_url}", "-e", "TAXI_TRACK=image", *extra,
                         ref).stdout.strip()
     base = f"http://{container_ip(daemon, cid)}:3000"
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # minutes on a loaded machine
     while time.monotonic() < deadline:
         state = json.loads(daemon.docker("inspect", cid).stdout)[0]["State"]
         if not state["Running"]:
@@ -132,7 +132,7 @@ def start_serving(daemon, ref: str, redis_url: str, *extra: str) -> tuple[str, s
         time.sleep(1)
     logs = daemon.docker("logs", cid, check=False).stderr[-4000:]
     daemon.docker("rm", "-f", cid, check=False)
-    raise AssertionError(f"serving container not ready in 240 s:\n{logs}")
+    raise AssertionError(f"serving container not ready in 600 s:\n{logs}")
 
 
 @pytest.fixture(scope="session")
