@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     host: IPvAnyAddress = Field(
         default="127.0.0.1", description="address HTTP and gRPC listen on: 127.0.0.1 (this "
         "machine only) unless set; images set 0.0.0.0 (every interface) for the pod network")
+    model_wait_s: float = Field(default=0.0, ge=0, le=86_400,
+                                description="seconds `python -m service` waits for its model to "
+                                "appear in the store (a fresh install's bootstrap Job) first")
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
     header_timeout_s: float = Field(

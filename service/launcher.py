@@ -45,7 +45,10 @@ def private_home(log_path) -> str:
     shared = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
     home = Path(tempfile.mkdtemp(prefix="bentoml-home-", dir=Path(log_path).parent))
     for name in ("models", "taxi-serve", "bentos"):
-        (shared / name).mkdir(parents=True, exist_ok=True)
+        try:
+            (shared / name).mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only store (serving pods): link what is there
+            pass
         (home / name).symlink_to(shared / name)
     return str(home)
 

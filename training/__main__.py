@@ -191,6 +191,32 @@ def compile_(tag: Annotated[str, typer.Argument(help="model tag")] = "taxi_trip:
 
 
 @app.command()
+def bootstrap(data: DataOpt = None) -> None:
+    """The first model of an empty store: run the pipeline (the bundled sample by default),
+    which registers a champion and loads its features into REDIS_URL, then compile its trees.
+    Does nothing when a champion exists (the chart runs it on every install and upgrade)."""
+    import os
+
+    from training.register import current_champion, store_home
+
+    existing = current_champion()
+    if existing:
+        out.print(f"champion {existing} exists in {store_home()}: nothing to do")
+        return
+    if not os.environ.get("REDIS_URL"):
+        raise typer.BadParameter("set REDIS_URL: the first model's features go there",
+                                 param_hint="REDIS_URL")
+    # serving links the store's bentos/ into a private home when the store is read-only
+    (store_home() / "bentos").mkdir(parents=True, exist_ok=True)
+    pipeline(data=data, eval_month=None, train_from=None, feature_repo=FEATURE_REPO,
+             zones=ZONES_CSV, out_dir=ARTIFACTS, register=True, tolerance=0.0)
+    if current_champion() is None:
+        out.print("the pipeline registered no champion")
+        raise typer.Exit(1)
+    compile_(tag="taxi_trip:champion", jobs=2)
+
+
+@app.command()
 def champion() -> None:
     """Show the current champion model and the promotion history."""
     from training.register import champion_file
@@ -202,5 +228,15 @@ def champion() -> None:
     out.print_json(path.read_text())
 
 
+def _exit_on_sigterm() -> None:
+    # As PID 1 in a container Python ignores SIGTERM unless it handles it: exit (running the
+    # cleanups, e.g. a private Redis) instead of waiting to be killed after the grace period.
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 if __name__ == "__main__":
+    _exit_on_sigterm()
     app()

@@ -1,5 +1,5 @@
 {{/*
-A CronJob running the serving image with the taxi-serve environment and a writable model
+A CronJob running the job image with the taxi-serve environment and a writable model
 store. Call with (dict "root" $ "name" ... "component" ... "job" <values block>
 "command" (list ...) "serviceAccount" ... "mountToken" bool "env" (list of EnvVar)).
 Runs never overlap (concurrencyPolicy Forbid): two materializations or two rollouts at once
@@ -48,8 +48,8 @@ spec:
           {{- end }}
           containers:
             - name: {{ .component }}
-              image: {{ include "taxi-serve.image" (dict "repository" $root.Values.image.repository "tag" $root.Values.image.tag) }}
-              imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+              image: {{ include "taxi-serve.image" $root.Values.jobImage }}
+              imagePullPolicy: {{ $root.Values.jobImage.pullPolicy }}
               command: {{ toJson .command }}
               {{- include "taxi-serve.env" (dict "root" $root) | nindent 14 }}
               {{- with .env }}

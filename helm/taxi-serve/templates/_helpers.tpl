@@ -99,6 +99,15 @@ labels with the image version the pod runs. Call with (dict "root" $ "selector" 
 {{- define "taxi-serve.driftName" -}}{{ include "taxi-serve.fullname" . }}-drift-monitor{{- end }}
 {{- define "taxi-serve.redisName" -}}{{ include "taxi-serve.fullname" . }}-redis{{- end }}
 {{- define "taxi-serve.materializeName" -}}{{ include "taxi-serve.fullname" . }}-materialize{{- end }}
+{{- /*
+The bootstrap Job's name carries a hash of what its pod runs: a Job's pod template is immutable,
+so a new job image or new bootstrap values make a new Job (helm deletes the old one), while
+upgrades that change neither (every model rollout) leave it alone.
+*/}}
+{{- define "taxi-serve.bootstrapName" -}}
+{{- $spec := toJson (dict "image" .Values.jobImage "bootstrap" .Values.bootstrap) }}
+{{- printf "%s-bootstrap-%s" (include "taxi-serve.fullname" .) (sha256sum $spec | trunc 8) }}
+{{- end }}
 {{- define "taxi-serve.retrainName" -}}{{ include "taxi-serve.fullname" . }}-retrain{{- end }}
 {{- define "taxi-serve.dashboardsName" -}}{{ include "taxi-serve.fullname" . }}-dashboards{{- end }}
 

@@ -9,7 +9,7 @@ Output: YAML map "<group>/<resource>" -> [names].
 configmap.yaml secret.yaml serviceaccount.yaml pvc.yaml deployment.yaml services.yaml hpa.yaml
 pdb.yaml networkpolicy.yaml redis-dev.yaml drift-monitor.yaml cronjob-materialize.yaml
 cronjob-retrain.yaml ingress.yaml httproute.yaml servicemonitor.yaml prometheusrule.yaml
-dashboards.yaml
+dashboards.yaml bootstrap-job.yaml
 {{- end }}
 
 {{- define "taxi-serve.kindResources" -}}
@@ -23,6 +23,7 @@ HorizontalPodAutoscaler: horizontalpodautoscalers
 PodDisruptionBudget: poddisruptionbudgets
 NetworkPolicy: networkpolicies
 CronJob: cronjobs
+Job: jobs
 Ingress: ingresses
 HTTPRoute: httproutes
 ServiceMonitor: servicemonitors

@@ -1,0 +1,74 @@
+"""The job and drift-monitor images do their work read-only and as non-root: the pipeline on
+the bundled sample registers a champion in a mounted store, retrain answers --help, and the
+drift monitor evaluates the serving container's logged predictions."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import httpx
+import pytest
+
+from tests.images.conftest import UID
+
+pytestmark = pytest.mark.images
+
+
+def job_run(daemon, ref: str, store, *cmd: str, env: tuple[str, ...] = ()):
+    """docker run the job image read-only: /tmp, the artifacts and the feature data as tmpfs
+    (the chart mounts volumes there) and ``store`` as the model store."""
+    name = f"taxi-job-{uuid.uuid4().hex[:8]}"
+    args = ["run", "--rm", "--name", name, "--read-only"]
+    for path in ("/tmp", "/opt/taxi/app/artifacts", "/opt/taxi/app/feature_repo/data"):
+        args += ["--tmpfs", f"{path}:uid={UID},gid={UID}"]
+    args += ["-v", f"{store}:/models"]
+    for e in env:
+        args += ["-e", e]
+    try:  # the pipeline takes minutes, many more on a loaded machine
+        return daemon.docker(*args, ref, *cmd, check=False, timeout=2400)
+    finally:  # a timed-out client leaves its container running
+        daemon.docker("rm", "-f", name, check=False)
+
+
+def test_job_image_runs_the_pipeline_on_its_bundled_sample(daemon, refs, bridge_redis,
+                                                           tmp_path):
+    store = tmp_path / "models"
+    store.mkdir()
+    os.chown(store, int(UID), int(UID))
+    out = job_run(daemon, refs["job"], store, "python", "-m", "training", "pipeline",
+                  env=(f"REDIS_URL={bridge_redis.rsplit('/', 1)[0]}/1",))  # not the served db
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    champion = json.loads((store / "bentoml" / "taxi-serve" / "champion.json").read_text())
+    name, version = champion["tag"].split(":")
+    assert name == "taxi_trip"
+    assert (store / "bentoml" / "models" / name / version / "duration.txt").exists()
+
+
+def test_job_image_has_retrain_helm_and_a_linker(daemon, refs, tmp_path):
+    out = job_run(daemon, refs["job"], tmp_path, "python", "-m", "retrain", "--help")
+    assert out.returncode == 0 and "run" in out.stdout, out.stderr[-2000:]
+    for tool in (["helm", "version", "--short"], ["ld", "--version"]):
+        out = job_run(daemon, refs["job"], tmp_path, *tool)
+        assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_drift_image_evaluates_the_served_predictions(daemon, refs, serving, image_store):
+    cid, base = serving
+    trip = {"pickup_zone_id": 74, "dropoff_zone_id": 236,
+            "pickup_datetime": "2023-02-07T08:30:00", "trip_distance_miles": 2.5}
+    with httpx.Client(timeout=30) as client:
+        r = client.post(f"{base}/predict_batch", json={"trips": [trip] * 300})
+    assert r.status_code == 200, r.text
+    version = r.json()["predictions"][0]["model_version"]
+    redis_url = daemon.docker("exec", cid, "printenv", "REDIS_URL").stdout.strip()
+    out = daemon.docker("run", "--rm", "--read-only", "--tmpfs", f"/tmp:uid={UID},gid={UID}",
+                        "-v", f"{image_store}:/models:ro", "-e", f"REDIS_URL={redis_url}",
+                        "-e", "BENTOML_HOME=/models", "-e", "TAXI_DRIFT_MIN_WINDOW=50",
+                        refs["drift-monitor"], "python", "-m", "drift_monitor", "evaluate-once",
+                        check=False, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    verdicts = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert any(v.get("model_version") == version for v in verdicts), \
+        (out.stdout, out.stderr[-2000:])
