@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from common.paths import ROOT
+from common.progress import step
 from common.redis_local import redis_url_or_local, terminate
 from common.settings import Settings
 
@@ -35,9 +36,10 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         if materialize:
             from training import store
 
-            fs = store.open_store(settings.feature_repo, redis_url)
-            store.apply(fs)
-            store.materialize(fs)
+            with step("features: Feast apply + materialize to Redis"):
+                fs = store.open_store(settings.feature_repo, redis_url)
+                store.apply(fs)
+                store.materialize(fs)
         console.print(f"model {tag} (track {settings.track}); features in {redis_url}")
         console.print(f"HTTP  http://127.0.0.1:{settings.http_port}/predict  "
                       f"gRPC 127.0.0.1:{settings.grpc_port} (taxi.v1.TripPredictor)")
@@ -45,6 +47,8 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
                '"pickup_datetime": "2023-02-07T08:30:00"}'
         console.print(f"try: curl -s -XPOST localhost:{settings.http_port}/predict "
                       f"-H 'content-type: application/json' -d '{body}'")
+        console.print("starting BentoML: loading the model and warming up take up to a "
+                      "minute; ready when /readyz answers 200")
         cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
                "--host", "0.0.0.0", "--port", str(settings.http_port)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
