@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)  # the step names say where
 
 
 @contextmanager
@@ -30,16 +30,25 @@ def step(what: str) -> Iterator[None]:
     console.log(f"{what}: done in {time.monotonic() - start:.1f} s")
 
 
+LOG_EVERY_S = 30.0  # without a terminal (CI, a log file): one line this often
+
+
 @contextmanager
 def rounds(what: str, total: int) -> Iterator[Callable]:
-    """A bar of boosting rounds; yields a LightGBM callback that advances it. Early stopping
-    ends the bar before ``total``, which is then reported as the number of rounds kept."""
+    """Boosting rounds: yields a LightGBM callback that advances a bar in a terminal, or logs
+    the round reached every ``LOG_EVERY_S`` seconds elsewhere. Early stopping may end it
+    before ``total``."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with step(what), Progress(*columns, console=console, transient=True) as bar:
+    with step(what), Progress(*columns, console=console, transient=True,
+                              disable=not console.is_terminal) as bar:
         task = bar.add_task(what, total=total)
+        last = [time.monotonic()]
 
         def callback(env) -> None:
             bar.update(task, completed=env.iteration + 1)
+            if not console.is_terminal and time.monotonic() - last[0] >= LOG_EVERY_S:
+                last[0] = time.monotonic()
+                console.log(f"{what}: round {env.iteration + 1}")
 
         yield callback
