@@ -71,23 +71,29 @@ def announce(config, line: str) -> None:
     with capture.global_and_fixture_disabled() if capture else nullcontext():
         reporter.ensure_newline()
         reporter.write_line(line)
+        reporter.flush()  # visible now also when stdout is a file (CI logs)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    what = SLOW_SETUP.get(fixturedef.argname) if fixturedef.scope == "session" else None
-    if what is None:
-        yield
-        return
-    announce(request.config, f"[setup] {fixturedef.argname}: {what} ...")
-    start = time.monotonic()
-    outcome = yield
-    state = "failed" if outcome.excinfo else "ready"
-    announce(request.config,
-             f"[setup] {fixturedef.argname}: {state} in {time.monotonic() - start:.0f} s")
+class SlowSetupAnnouncer:
+    """A plugin, not a conftest hook: pytest consults conftest files for a session-scoped
+    fixture only from the root directory up, never tests/conftest.py."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        what = SLOW_SETUP.get(fixturedef.argname) if fixturedef.scope == "session" else None
+        if what is None:
+            yield
+            return
+        announce(request.config, f"[setup] {fixturedef.argname}: {what} ...")
+        start = time.monotonic()
+        outcome = yield
+        state = "failed" if outcome.excinfo else "ready"
+        announce(request.config,
+                 f"[setup] {fixturedef.argname}: {state} in {time.monotonic() - start:.0f} s")
 
 
 def pytest_configure(config):
+    config.pluginmanager.register(SlowSetupAnnouncer(), "taxi-slow-setup")
     # The tools `make` installs (helm, kubectl, etcd, prometheus, promtool) come first, also
     # when pytest is run directly rather than through `make test`.
     os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
