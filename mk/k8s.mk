@@ -50,16 +50,20 @@ $(K8S_BIN)/etcd: | $(filter /%,$(UV))
 	fi
 
 # kube-apiserver and kube-controller-manager: from the shared cache when present (checksum
-# verified), otherwise built from Debian's source package.
-$(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager:
+# verified), otherwise built from Debian's source package. One recipe for both (grouped
+# target): the source build makes both and then deletes its tree.
+KUBE_CP := kube-apiserver kube-controller-manager
+$(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager &:
 	@mkdir -p $(K8S_BIN)
 	@if [ -f "$(K8S_TARBALL)" ]; then \
 	  echo "$(K8S_TARBALL_SHA)  $(K8S_TARBALL)" | sha256sum -c --quiet - && \
-	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(@F) && chmod 0755 $@ && touch $@; \
+	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(KUBE_CP) && \
+	  cd $(K8S_BIN) && chmod 0755 $(KUBE_CP) && touch $(KUBE_CP); \
 	else \
+	  echo "no prebuilt $(KUBE_CP) (K8S_SHARED=$(K8S_SHARED)): building them from Debian's source (about 7 min, needs root and apt)"; \
 	  $(MAKE) k8s-build-from-source; \
 	fi
-	@test -x $@ || { echo "could not install $(@F)" >&2; exit 1; }
+	@for b in $(KUBE_CP); do test -x $(K8S_BIN)/$$b || { echo "could not install $$b" >&2; exit 1; }; done
 
 k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from Debian's source package (slow; needs root + apt)
 	apt-get update -qq
