@@ -2,31 +2,48 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
-UV ?= uv
+# uv from PATH when there is one, else a pinned copy in a private venv (.tools/uv): the system
+# Python is never touched (Debian's pip refuses system-wide installs, PEP 668).
+UV_VERSION := 0.13.9
+UV_LOCAL := $(CURDIR)/.tools/uv/bin/uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_LOCAL))
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: help setup train materialize serve compile test bench bento lint proto
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
-	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
 setup: .venv/.synced ## Install the locked Python environment (uv) into .venv
 
-.venv/.synced: pyproject.toml uv.lock
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+.venv/.synced: pyproject.toml uv.lock | $(filter /%,$(UV))
 	$(UV) sync --frozen
 	@touch $@
+
+$(UV_LOCAL):
+	@echo "installing uv $(UV_VERSION) into .tools/uv (a private venv; the system Python is untouched)"
+	@python3 -m venv $(CURDIR)/.tools/uv || { rm -rf $(CURDIR)/.tools/uv; \
+	  echo "python3 -m venv failed: install Debian's python3-venv (apt-get install python3-venv), or uv" >&2; exit 1; }
+	$(CURDIR)/.tools/uv/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 train: setup ## Run the offline pipeline on the bundled sample (DATA=... for other files)
 	$(PY) -m training pipeline $(if $(DATA),$(foreach d,$(DATA),--data $(d)),) $(TRAIN_ARGS)
 
-materialize: setup ## Apply the Feast repo and materialize features into $$REDIS_URL
+materialize: setup ## Apply the Feast repo and materialize features into the Redis at REDIS_URL
 	$(PY) -m training materialize
 
-test: setup drift-setup k8s-tools lint ## Lint, then run the whole test suite, main and drift monitor envs
-	.venv/bin/pytest $(PYTEST_ARGS)
-	$(MAKE) test-drift
+# Both suites always run (a failure in the first must not hide the second's results); the
+# target fails when either failed. Ctrl-C stops both (the trap), not just the running one.
+test: setup drift-setup k8s-tools lint ## Lint, then run both test suites (main, drift monitor); fails if either fails
+	@trap 'exit 130' INT TERM; rc_main=0; rc_drift=0; \
+	echo "== [1/2] main suite: .venv/bin/pytest (about 25 min on 2 cores) =="; \
+	.venv/bin/pytest $(PYTEST_ARGS) || rc_main=$$?; \
+	echo "== [2/2] drift-monitor suite: drift_monitor/.venv (about 2 min) =="; \
+	$(MAKE) --no-print-directory test-drift || rc_drift=$$?; \
+	echo "== main suite: $$( [ $$rc_main = 0 ] && echo passed || echo "FAILED (exit $$rc_main)" ); \
+	drift-monitor suite: $$( [ $$rc_drift = 0 ] && echo passed || echo "FAILED (exit $$rc_drift)" ) =="; \
+	[ $$rc_main = 0 ] && [ $$rc_drift = 0 ]
 
 serve: setup ## Serve predictions on the bundled sample (trains and compiles first if needed)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \

@@ -1,6 +1,6 @@
 """Start and stop a local Kubernetes control plane on 127.0.0.1.
 
-What runs (all real binaries, see ../shared/k8s/README.md):
+What runs (all real binaries, installed into .tools/bin by `make k8s-tools`, mk/k8s.mk):
   etcd -> kube-apiserver (token auth, RBAC, service-account tokens)
        -> kube-controller-manager (deployments, replicasets, jobs, cronjobs, endpoints, ...)
        -> cluster/nodesim.py: registers one Node, binds pods and reports them Running/Ready.

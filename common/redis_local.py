@@ -77,18 +77,26 @@ class LocalRedis:
                 "--save", "", *aof, "--dir", str(self._dir),
                 "--logfile", str(self._dir / "server.log")]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind that its caller will not stop (^C too)
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
         client = redis.Redis.from_url(self.url, socket_timeout=0.5)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"{self.binary} exited with {self._proc.returncode}; "
-                                   f"log: {self._dir / 'server.log'}")
+                log = self._dir / "server.log"
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RuntimeError(f"{self.binary} exited with {self._proc.returncode}:\n{tail}")
             try:
                 if client.ping():
-                    return self
+                    return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"Redis on port {self.port} did not answer within {timeout}s")
 
     def stop(self, keep_data: bool = False) -> None:

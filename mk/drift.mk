@@ -8,8 +8,7 @@ DRIFT_PY := drift_monitor/.venv/bin/python
 
 drift-setup: drift_monitor/.venv/.synced ## Install the drift monitor's locked environment into drift_monitor/.venv
 
-drift_monitor/.venv/.synced: drift_monitor/pyproject.toml drift_monitor/uv.lock
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+drift_monitor/.venv/.synced: drift_monitor/pyproject.toml drift_monitor/uv.lock | $(filter /%,$(UV))
 	$(UV) sync --frozen --project drift_monitor
 	@touch $@
 

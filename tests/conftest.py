@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,23 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # The image tests need root, a private dockerd and built images: `make test-images` builds
 # them and sets TAXI_IMAGE_TESTS=1; the default run leaves tests/images out.
 collect_ignore = [] if os.environ.get("TAXI_IMAGE_TESTS") == "1" else ["images"]
+
+# Session fixtures that take minutes. Each is announced when its setup starts and timed when
+# it ends, so that a long setup is never a silent stretch of `make test`.
+SLOW_SETUP = {
+    "prepared": "ingest, validate, features and Feast on the bundled sample",
+    "trained": "train and evaluate both models",
+    "model_tag": "register the test champion and compile its trees",
+    "feature_redis": "materialize the features into a private Redis",
+    "served": "start a `bentoml serve` process",
+    "world": "train the retrain tests' 2021-22 champion",
+    "good_candidate": "run the retrain job on the 2023 months",
+    "drift_run": "replay trips, run the retrain job, replay again",
+    "cluster": "start the local control plane (etcd, kube-apiserver, controllers)",
+    "live": "start services, the drift monitor and Prometheus, under load",
+    "settled": "wait until every dashboard query has data",
+    "cron_release": "helm install with minute schedules",
+}
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +66,41 @@ def zones_csv() -> Path:
     return ZONES_CSV
 
 
+def announce(config, line: str) -> None:
+    """Write a line to the terminal now, even from inside a captured fixture setup."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(line)
+        reporter.flush()  # visible now also when stdout is a file (CI logs)
+
+
+class SlowSetupAnnouncer:
+    """A plugin, not a conftest hook: pytest consults conftest files for a session-scoped
+    fixture only from the root directory up, never tests/conftest.py."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        what = SLOW_SETUP.get(fixturedef.argname) if fixturedef.scope == "session" else None
+        if what is None:
+            yield
+            return
+        announce(request.config, f"[setup] {fixturedef.argname}: {what} ...")
+        start = time.monotonic()
+        outcome = yield
+        state = "failed" if outcome.excinfo else "ready"
+        announce(request.config,
+                 f"[setup] {fixturedef.argname}: {state} in {time.monotonic() - start:.0f} s")
+
+
 def pytest_configure(config):
+    config.pluginmanager.register(SlowSetupAnnouncer(), "taxi-slow-setup")
+    # The tools `make` installs (helm, kubectl, etcd, prometheus, promtool) come first, also
+    # when pytest is run directly rather than through `make test`.
+    os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     # Before anything imports bentoml: tests use a private model store, never ~/bentoml.
     home = Path(tempfile.mkdtemp(prefix="taxi-bentoml-"))
     os.environ["BENTOML_HOME"] = str(home)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from common.paths import ARTIFACTS, FEATURE_REPO, SAMPLE_DIR, ZONES_CSV
+from common.progress import step
 from common.redis_local import redis_url_or_local
 
 # ibis (under Feast's duckdb store) warns about its own deprecated calls on every query
@@ -96,7 +97,8 @@ def pipeline(data: DataOpt = None,
     reports = out_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     if register:
-        tag = save_model(trained, prep, cfg.as_dict(), zones)
+        with step("register the model in the BentoML store"):
+            tag = save_model(trained, prep, cfg.as_dict(), zones)
         promote, reason = gate(tag, trained["test"], tolerance)
         if promote:
             set_champion(tag, reason)
@@ -185,7 +187,7 @@ def compile_(tag: Annotated[str, typer.Argument(help="model tag")] = "taxi_trip:
     except (LookupError, bentoml.exceptions.NotFound, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="TAG") from None
     start = time.monotonic()
-    with out.status(f"compiling {resolved} (about a minute)"):
+    with step(f"compile {resolved}'s trees to machine code (about a minute)"):
         path = compile_model(resolved, jobs)
     out.print(f"compiled {resolved} -> {path} ({time.monotonic() - start:.1f} s)")
 

@@ -13,6 +13,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import track
 
+from common.progress import step
 from training import store as feast_store
 from training.data import file_digest, month_of, read_trips
 from training.evaluate import report
@@ -86,7 +87,8 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
     ds_dir = out_dir / "datasets" / version
     ds_dir.mkdir(parents=True, exist_ok=True)
     frames = [read_trips(f) for f in track(files, description="ingest", console=console)]
-    result = validate(pd.concat(frames, ignore_index=True))
+    with step(f"validate {sum(len(f) for f in frames)} trips"):
+        result = validate(pd.concat(frames, ignore_index=True))
     result.quarantine.to_parquet(ds_dir / "quarantine.parquet", index=False)
     summary = {**result.summary, "files": [f.name for f in files], "dataset_version": version,
                "by_file": result.quarantine.groupby("source_file").size().to_dict()}
@@ -94,12 +96,14 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
     console.log(f"validated {summary['rows_in']} rows: {summary['rows_quarantined']} "
                 f"quarantined -> {ds_dir / 'quarantine.parquet'}")
 
-    tables = compute_feature_tables(result.clean, fcfg)
-    write_feature_tables(tables, feast_store.data_dir(repo))
-    fs = feast_store.open_store(repo, redis_url)
-    feast_store.apply(fs)
-    if materialize:
-        feast_store.materialize(fs)
+    with step("features: compute the tables"):
+        tables = compute_feature_tables(result.clean, fcfg)
+        write_feature_tables(tables, feast_store.data_dir(repo))
+    with step("features: Feast apply" + (" + materialize to Redis" if materialize else "")):
+        fs = feast_store.open_store(repo, redis_url)
+        feast_store.apply(fs)
+        if materialize:
+            feast_store.materialize(fs)
     console.log(f"features: {', '.join(f'{k}={len(v)}' for k, v in tables.items())} rows")
 
     trips = add_trip_columns(result.clean).reset_index(drop=True)
@@ -122,7 +126,8 @@ def point_in_time_features(fs, trips: pd.DataFrame) -> pd.DataFrame:
     entity = trips[["pickup_zone_id", "dropoff_zone_id", "hour_of_week", "route_id"]].copy()
     entity["event_timestamp"] = trips["pickup_utc"].astype("datetime64[us, UTC]")
     entity["trip_idx"] = np.arange(len(trips))
-    joined = feast_store.historical_features(fs, entity, feast_store.UNION_SERVICE)
+    with step(f"features: point-in-time join onto {len(entity)} trips"):
+        joined = feast_store.historical_features(fs, entity, feast_store.UNION_SERVICE)
     if len(joined) != len(trips) or joined["trip_idx"].duplicated().any():
         raise RuntimeError(f"point-in-time join returned {len(joined)} rows for "
                            f"{len(trips)} trips")
@@ -157,19 +162,20 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
     blind = predict_frame(boosters, columns, without)
     evaluation = {}
     for target in TARGETS:
-        plain = fit_plain(train, target, PLAIN_COLUMNS, tcfg)
-        plain_blind = fit_plain(train, target, PLAIN_NO_DISTANCE, tcfg)
-        ridge = fit_sklearn_baseline(train, target)
-        preds = {
-            "lightgbm+features": ours[target],
-            "lightgbm+features, no distance": blind[target],
-            "plain lightgbm (5 cols)": plain.predict(design(test, PLAIN_COLUMNS)),
-            "plain lightgbm, no distance (4 cols)": plain_blind.predict(
-                design(test, PLAIN_NO_DISTANCE)),
-            "sklearn ridge baseline": ridge.predict(test),
-        }
-        evaluation[target] = report(test, preds, target, LABEL[target],
-                                    test["pickup_borough_name"])
+        with step(f"evaluate {target} on {len(test)} trips against three baselines"):
+            plain = fit_plain(train, target, PLAIN_COLUMNS, tcfg)
+            plain_blind = fit_plain(train, target, PLAIN_NO_DISTANCE, tcfg)
+            ridge = fit_sklearn_baseline(train, target)
+            preds = {
+                "lightgbm+features": ours[target],
+                "lightgbm+features, no distance": blind[target],
+                "plain lightgbm (5 cols)": plain.predict(design(test, PLAIN_COLUMNS)),
+                "plain lightgbm, no distance (4 cols)": plain_blind.predict(
+                    design(test, PLAIN_NO_DISTANCE)),
+                "sklearn ridge baseline": ridge.predict(test),
+            }
+            evaluation[target] = report(test, preds, target, LABEL[target],
+                                        test["pickup_borough_name"])
     months = prep.trips["pickup_local"].dt.to_period("M").astype(str)
     window = {"train_months": sorted(train["pickup_local"].dt.to_period("M").astype(str).unique()),
               "eval_month": eval_month, "all_months": sorted(months.unique())}

@@ -18,6 +18,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from common.progress import rounds
 from training.model import CATEGORICAL, PER_MILE_TARGETS, derive, frame_columns, matrix
 
 LABEL = {"duration": "duration_s", "fare": "fare_amount"}
@@ -99,9 +100,12 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
                          free_raw_data=False)
     dvalid = lgb.Dataset(x_hold, label=y_hold, weight=w_hold, categorical_feature=cats,
                          reference=dtrain)
-    booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,
-                        valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+    with rounds(f"fit {target} ({len(fit)} rows, up to {cfg.n_estimators} rounds)",
+                cfg.n_estimators) as progress:
+        booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,
+                            valid_sets=[dvalid],
+                            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds,
+                                                          verbose=False), progress])
     info = {"best_iteration": int(booster.best_iteration), "rows_fit": int(len(fit)),
             "rows_holdout": int(len(hold)), "holdout_from": str(cut)}
     return booster, info

@@ -59,16 +59,17 @@ def live(model_tag, feature_redis, tmp_path_factory):  # noqa: F811
     work = tmp_path_factory.mktemp("live-prometheus")
     # Rolling MAE refreshed every 2 s instead of 10 s: the load lasts seconds.
     common = {"TAXI_MODEL_TAG": model_tag, "TAXI_ACCURACY_REFRESH_S": "2"}
-    stable = serve("service.service:TaxiService",
-                   {**common, "REDIS_URL": feature_redis.url, "TAXI_TRACK": "stable"},
-                   work / "stable.log")
-    canary_redis = LocalRedis().start()
-    canary = serve("service.service:TaxiService",
-                   {**common, "REDIS_URL": canary_redis.url, "TAXI_TRACK": "canary"},
-                   work / "canary.log")
-    canary_redis.stop()  # the canary answers from its fallback features from now on
     procs, prometheus, load, drift_error = [], None, None, None
-    try:
+    stable = canary = canary_redis = None
+    try:  # everything started here is stopped in `finally`, also when a start fails
+        stable = serve("service.service:TaxiService",
+                       {**common, "REDIS_URL": feature_redis.url, "TAXI_TRACK": "stable"},
+                       work / "stable.log")
+        canary_redis = LocalRedis().start()
+        canary = serve("service.service:TaxiService",
+                       {**common, "REDIS_URL": canary_redis.url, "TAXI_TRACK": "canary"},
+                       work / "canary.log")
+        canary_redis.stop()  # the canary answers from its fallback features from now on
         seed_retrain_state(feature_redis.url)
         targets = [Target(stable.http.removeprefix("http://"), "server", "stable"),
                    Target(canary.http.removeprefix("http://"), "server", "canary")]
@@ -96,5 +97,8 @@ def live(model_tag, feature_redis, tmp_path_factory):  # noqa: F811
             prometheus.stop()
         for proc in procs:
             terminate(proc, timeout=10)
-        stop(canary)
-        stop(stable)
+        for served in (canary, stable):
+            if served:
+                stop(served)
+        if canary_redis:
+            canary_redis.stop()

@@ -36,7 +36,7 @@ def helm_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def cluster(helm_bin) -> Kube:
+def cluster(helm_bin, request) -> Kube:
     """A live API server: the user's KUBECONFIG, or a local control plane for this session."""
     try:
         tool("kubectl")
@@ -46,7 +46,7 @@ def cluster(helm_bin) -> Kube:
     if user_config:
         yield Kube(Path(user_config), managed=False)
         return
-    # Logs of earlier sessions stay for diagnosis until the next run; drop them now.
+    # Logs of a failed session stay for diagnosis until the next run; drop them now.
     for old in (REPO / ".cluster").glob("pytest-*"):
         if not (old / "state.json").exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -65,6 +65,8 @@ def cluster(helm_bin) -> Kube:
     finally:
         subprocess.run([sys.executable, str(REPO / "cluster" / "controlplane.py"), "down",
                         "--dir", str(state_dir)], capture_output=True, timeout=60, check=False)
+        if request.session.testsfailed == 0:  # its logs are kept only when a test failed
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

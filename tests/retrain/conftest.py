@@ -29,17 +29,19 @@ def world(tmp_path_factory) -> World:
     repo.mkdir()
     for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
         shutil.copy(FEATURE_REPO / name, repo / name)
-    redis = LocalRedis().start()
     cfg = RetrainSettings(data=[month_file(m) for m in CHAMPION_MONTHS], zones=ZONES,
                           feature_repo=repo, window_months=len(CHAMPION_MONTHS),
-                          sample_fraction=0.15)
-    champion = retrain(cfg, redis.url, tmp / "champion").tag
-    set_champion(champion, "trained on 2021-2022 months (retrain tests)")
-    w = World(redis, repo, tmp, champion)
-    yield w
-    for served in w.services:
-        stop(served)
-    redis.stop()
+                          sample_fraction=1.0)  # the bundled slices are already 15% samples
+    redis = LocalRedis().start()
+    w = World(redis, repo, tmp, champion="")
+    try:  # a failed setup must not leave the Redis (or any served process) running
+        w.champion = retrain(cfg, redis.url, tmp / "champion").tag
+        set_champion(w.champion, "trained on 2021-2022 months (retrain tests)")
+        yield w
+    finally:
+        for served in w.services:
+            stop(served)
+        redis.stop()
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,7 @@ def good_candidate(world) -> str:
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def cluster(request):
     """The local control plane (cluster/controlplane.py), or the user's KUBECONFIG."""
     import json
     import os
@@ -79,6 +81,8 @@ def cluster():
     finally:
         subprocess.run([_sys.executable, str(REPO / "cluster" / "controlplane.py"), "down",
                         "--dir", str(state_dir)], capture_output=True, timeout=60, check=False)
+        if request.session.testsfailed == 0:  # its logs are kept only when a test failed
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

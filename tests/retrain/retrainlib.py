@@ -1,8 +1,9 @@
-"""Helpers of the retrain-job tests: real TLC months from ../shared/data, a real Redis, models
+"""Helpers of the retrain-job tests: real TLC months bundled in data/sample, a real Redis, models
 really trained into the session's private BentoML store, and served service processes.
 
-The champion is trained on 2021-2022 green-taxi months (15% row sample, for time); the real
-drift (the TLC fare increase of December 2022) shows when 2023 trips reach it.
+The champion is trained on 2021-2022 green-taxi months (the bundled 15% row slices of
+data/sample/pre-increase, see data/slice.py); the real drift (the TLC fare increase of
+December 2022) shows when 2023 trips (the bundled full months) reach it.
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ import httpx
 import numpy as np
 import pytest
 
-from common.paths import ROOT
+from common.paths import ROOT, SAMPLE_DIR, ZONES_CSV
 from common.redis_local import LocalRedis
 from service.launcher import Served, serve
 
-TLC = ROOT.parent / "shared" / "data" / "tlc"
-ZONES = ROOT.parent / "shared" / "data" / "zones.csv"
+PRE_INCREASE = SAMPLE_DIR / "pre-increase"  # 2021-02..03, 2022-01..03 (15% slices)
+ZONES = ZONES_CSV
 CHAMPION_MONTHS = ["2021-03", "2022-01", "2022-02", "2022-03"]
 REPLAY_MONTH = "2023-02"
 
 
 def month_file(month: str) -> Path:
-    path = TLC / f"green_tripdata_{month}.parquet"
+    """The bundled trips of ``month``: 2023 months in full, earlier ones as 15% slices."""
+    name = f"green_tripdata_{month}.parquet"
+    path = SAMPLE_DIR / name if month >= "2023" else PRE_INCREASE / name
     if not path.exists():
-        pytest.fail(f"{path} missing: the shared TLC data is required (see its README)")
+        pytest.fail(f"{path} missing: not among the bundled months (data/sample)")
     return path
 
 
@@ -55,7 +58,7 @@ class World:
     def job_env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TAXI_")}
         env.update({"REDIS_URL": self.redis.url, "OMP_NUM_THREADS": "1",
-                    "TAXI_RETRAIN_DATA": json.dumps([str(TLC)]),
+                    "TAXI_RETRAIN_DATA": json.dumps([str(SAMPLE_DIR)]),
                     "TAXI_RETRAIN_ZONES": str(ZONES),
                     "TAXI_RETRAIN_FEATURE_REPO": str(self.feature_repo),
                     "TAXI_RETRAIN_ARTIFACTS_DIR": str(self.tmp / "artifacts"),
@@ -133,7 +136,11 @@ class Prometheus:
              f"--storage.tsdb.path={self.dir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
             stdout=open(self.dir / "log", "w"), stderr=subprocess.STDOUT)
-        self._wait(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200)
+        try:
+            self._wait(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200)
+        except BaseException:
+            self.stop()  # not ready: do not leave it running
+            raise
 
     def scrape(self, targets: dict[str, Served]) -> None:
         """Scrape these processes (track -> process) from now on (file_sd: no restart)."""

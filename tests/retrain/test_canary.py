@@ -93,15 +93,15 @@ def test_canary_good_promoted_then_bad_rolled_back(world, cluster, prometheus, g
     stable2 = world.serve(good_candidate, "stable", f"{ns}-stable-2")
     load.targets["stable"] = stable2
     stalled = LocalRedis().start()
-    bad = world.serve(old, "canary", f"{ns}-canary-bad", REDIS_URL=stalled.url,
-                      TAXI_REDIS_TIMEOUT_MS="400")
-    load.targets["canary"] = bad
-    time.sleep(2)  # let a request in flight to the old stand-ins finish before they stop
-    for proc in (stable, canary):
-        stop(proc)
-    os.kill(stalled._proc.pid, signal.SIGSTOP)  # LocalRedis has no public pid
-    prometheus.scrape({"stable": stable2, "canary": bad})
-    try:
+    try:  # the stalled Redis is resumed and stopped whatever fails below
+        bad = world.serve(old, "canary", f"{ns}-canary-bad", REDIS_URL=stalled.url,
+                          TAXI_REDIS_TIMEOUT_MS="400")
+        load.targets["canary"] = bad
+        time.sleep(2)  # let a request in flight to the old stand-ins finish before they stop
+        for proc in (stable, canary):
+            stop(proc)
+        os.kill(stalled._proc.pid, signal.SIGSTOP)  # LocalRedis has no public pid
+        prometheus.scrape({"stable": stable2, "canary": bad})
         bad_run = world.job("rollout", "--candidate", old, **env)
     finally:
         os.kill(stalled._proc.pid, signal.SIGCONT)

@@ -32,9 +32,11 @@ def materialize(feature_repo, url: str) -> None:
 def feature_redis(feature_repo, prepared):
     """A Redis holding the materialized features; tests may stop and restart it."""
     server = LocalRedis().start()
-    materialize(feature_repo, server.url)
-    yield server
-    server.stop()
+    try:  # stopped also when materializing fails
+        materialize(feature_repo, server.url)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
