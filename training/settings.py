@@ -14,8 +14,8 @@ class TrainScaleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TAXI_TRAIN_", extra="forbid", frozen=True)
 
-    # 1M trips train both models in about 1.5 GB (each trip is fitted twice, with and without
-    # its distance); the eight shared months hold about 390k, so they are never sampled.
+    # The eight shared months' training window (2022-01 on) holds 282k trips, so it is not
+    # sampled; docs/training-scale.md has the peak memory measured per budget.
     max_rows: int = Field(default=1_000_000, ge=1_000,
                           description="training trips kept, newest first; and evaluation trips, "
                                       "a seeded uniform sample")
