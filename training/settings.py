@@ -14,7 +14,7 @@ class TrainScaleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TAXI_TRAIN_", extra="forbid", frozen=True)
 
-    # The eight shared months' training window (2022-01 on) holds 282k trips, so it is not
+    # The eight shared months' training window (2022-01 on) holds 227k trips, so it is not
     # sampled; docs/training-scale.md has the peak memory measured per budget.
     max_rows: int = Field(default=1_000_000, ge=1_000,
                           description="training trips kept, newest first; and evaluation trips, "
