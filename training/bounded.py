@@ -154,18 +154,30 @@ def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:
     return rows
 
 
+# Raw columns nothing reads after validation and the feature snapshots: not loaded for training.
+_UNUSED = ("month", "total_amount", "vendorid", "payment_type", "ratecodeid", "taxi_type",
+           "dropoff_local", "speed_mph", "fare_per_mile")
+
+
 def load_window(joined_dir: Path, eval_month: str | None, train_from: str | None,
-                max_rows: int, memory: str, spill_dir: Path) -> pd.DataFrame:
-    """The newest ``max_rows`` training trips plus a sample of the evaluation month."""
+                max_rows: int, memory: str, spill_dir: Path,
+                eval_rows: int | None = None) -> pd.DataFrame:
+    """The newest ``max_rows`` training trips plus a sample of at most ``eval_rows`` trips
+    (default ``max_rows``) of the evaluation month."""
     con = _connect(memory, spill_dir)
+    present = {r[0] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
+    ).fetchall()}
+    unused = ", ".join(c for c in _UNUSED if c in present)
     src = f"read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
     eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchone()[0]
     since = f"AND month >= '{train_from}'" if train_from else ""
-    train = con.execute(f"""SELECT * EXCLUDE (month) FROM {src} WHERE month < $m {since}
+    train = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month < $m {since}
         ORDER BY pickup_utc DESC, source_file DESC, source_row DESC LIMIT {max_rows}""",
                         {"m": eval_month}).df()
-    test = con.execute(f"""SELECT * EXCLUDE (month) FROM {src} WHERE month = $m
-        ORDER BY hash(source_file, source_row) LIMIT {max_rows}""", {"m": eval_month}).df()
+    test = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month = $m
+        ORDER BY hash(source_file, source_row) LIMIT {eval_rows or max_rows}""",
+                       {"m": eval_month}).df()
     con.close()
     # oldest first, ties in file order: the in-memory pipeline's order, so that bagging draws
     # the same rows and an unsampled window trains the same boosters
@@ -207,7 +219,7 @@ def prepare_bounded(files: list[Path], zones_csv: Path, repo: Path, redis_url: s
         s.rows = join_parts(fs, ds_dir / "clean", ds_dir / "joined", ZoneGeo(load_zones(zones_csv)))
     with stage("load training window") as s:
         trips = load_window(ds_dir / "joined", eval_month, train_from, settings.max_rows,
-                            settings.duckdb_memory, spill)
+                            settings.duckdb_memory, spill, settings.eval_rows)
         s.rows = len(trips)
     feast_cols = {t: [f"{p.name_to_use()}__{f.name}"
                       for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections

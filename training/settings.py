@@ -17,8 +17,9 @@ class TrainScaleSettings(BaseSettings):
     # The eight shared months' training window (2022-01 on) holds 227k trips, so it is not
     # sampled; docs/training-scale.md has the peak memory measured per budget.
     max_rows: int = Field(default=1_000_000, ge=1_000,
-                          description="training trips kept, newest first; and evaluation trips, "
-                                      "a seeded uniform sample")
+                          description="training trips kept, newest first")
+    eval_rows: int = Field(default=200_000, ge=1_000,
+                           description="evaluation trips: a seeded uniform sample of the month")
     chunk_rows: int = Field(default=250_000, ge=1_000,
                             description="rows read, validated and joined at a time")
     duckdb_memory: str = Field(default="512MB", pattern=r"^\d+(\.\d+)?\s*[KMG]i?B$",

@@ -30,7 +30,7 @@ def bounded(tmp_path_factory, sample_files, zones_csv, redis_url):
     for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
         shutil.copy(FEATURE_REPO / name, repo / name)
     out = tmp_path_factory.mktemp("bounded_out")
-    settings = TrainScaleSettings(max_rows=BUDGET, chunk_rows=7_000)
+    settings = TrainScaleSettings(max_rows=BUDGET, eval_rows=BUDGET, chunk_rows=7_000)
     prep = prepare_bounded(sample_files, zones_csv, repo, redis_url, out, "2023-02", None,
                            settings=settings, materialize=False)
     return prep, out / "datasets" / prep.version
