@@ -13,7 +13,8 @@ from common import paths
 
 # Prefixes owned by other components' own settings objects (the drift monitor's, the retrain
 # job's); the chart passes them in the same pods, so they are theirs to validate, not ours.
-OTHER_COMPONENTS = ("TAXI_DRIFT_", "TAXI_RETRAIN_", "TAXI_HELM_", "TAXI_LEASE_", "TAXI_ENTRY_")
+OTHER_COMPONENTS = ("TAXI_DRIFT_", "TAXI_RETRAIN_", "TAXI_HELM_", "TAXI_LEASE_", "TAXI_ENTRY_",
+                    "TAXI_TRAIN_")
 
 
 class Settings(BaseSettings):

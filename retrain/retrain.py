@@ -58,15 +58,25 @@ def subsample(files: list[Path], fraction: float, out_dir: Path, seed: int = 0) 
 
 def retrain(cfg: RetrainSettings, redis_url: str, work_dir: Path) -> Candidate:
     """Train a candidate on the trailing window; the newest month is its evaluation month."""
-    from training.pipeline import prepare, train_and_evaluate
+    from contextlib import nullcontext
+
+    from training.bounded import prepare_bounded
+    from training.distributed import cluster_fit
+    from training.pipeline import train_and_evaluate
     from training.register import save_model
+    from training.settings import TrainScaleSettings
     from training.train import TrainConfig
 
     files = trailing_window(cfg.data, cfg.window_months)
     files = subsample(files, cfg.sample_fraction, work_dir / "data")
-    prep = prepare(files, cfg.zones, cfg.feature_repo, redis_url, work_dir / "artifacts")
+    # memory bounded by TAXI_TRAIN_* (the chart's limit is sized for it); the boosters train on
+    # the Dask cluster at TAXI_TRAIN_DASK_ADDRESS when it is set
+    scale = TrainScaleSettings()
+    prep = prepare_bounded(files, cfg.zones, cfg.feature_repo, redis_url, work_dir / "artifacts",
+                           settings=scale)
     tcfg = TrainConfig()
-    trained = train_and_evaluate(prep, None, tcfg)
+    with cluster_fit(scale.dask_address) if scale.dask_address else nullcontext() as fit:
+        trained = train_and_evaluate(prep, None, tcfg, **({"fit": fit} if fit else {}))
     tag = save_model(trained, prep, tcfg.as_dict(), cfg.zones)
     gate_window = work_dir / "gate_window.parquet"
     trained["test"].to_parquet(gate_window, index=False)

@@ -75,20 +75,37 @@ def pipeline(data: DataOpt = None,
              out_dir: Path = ARTIFACTS,
              register: Annotated[bool, typer.Option(help="save to the BentoML store")] = True,
              tolerance: Annotated[float, typer.Option(help="gate: allowed MAE worsening")] = 0.0,
+             bounded: Annotated[bool, typer.Option(
+                 "--bounded/--in-memory", help="memory bounded by TAXI_TRAIN_* settings "
+                 "(docs/training-scale.md), or every trip in memory")] = True,
+             cluster: Annotated[str | None, typer.Option(
+                 help="Dask scheduler to train on (default: TAXI_TRAIN_DASK_ADDRESS; unset: "
+                 "train here)")] = None,
              ) -> None:
     """Run ingest -> validate -> features -> Feast -> train -> evaluate -> register."""
+    from contextlib import nullcontext
+
+    from training.bounded import prepare_bounded
+    from training.distributed import cluster_fit
     from training.evaluate import markdown, table
     from training.pipeline import discover, prepare, train_and_evaluate
     from training.register import gate, save_model, set_champion
+    from training.settings import TrainScaleSettings
     from training.train import TrainConfig
 
     start = time.monotonic()
     eval_month, train_from = _month(eval_month, "--eval-month"), _month(train_from, "--train-from")
     files = discover(data or [SAMPLE_DIR])
     cfg = TrainConfig()
+    scale = TrainScaleSettings()
     with redis_url_or_local() as redis_url:
-        prep = prepare(files, zones, feature_repo, redis_url, out_dir)
-    trained = train_and_evaluate(prep, eval_month, cfg, train_from=train_from)
+        prep = (prepare_bounded(files, zones, feature_repo, redis_url, out_dir, eval_month,
+                                train_from, settings=scale) if bounded
+                else prepare(files, zones, feature_repo, redis_url, out_dir))
+    cluster = cluster or scale.dask_address
+    with cluster_fit(cluster) if cluster else nullcontext(None) as fit:
+        trained = train_and_evaluate(prep, eval_month, cfg, train_from=train_from,
+                                     **({"fit": fit} if fit else {}))
     out.print(table(trained["evaluation"], f"evaluation on {trained['window']['eval_month']} "
                     f"(trained on {', '.join(trained['window']['train_months'])})"))
     report = {"dataset_version": prep.version, "window": trained["window"],

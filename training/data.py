@@ -99,9 +99,14 @@ def to_utc(local: pd.Series) -> pd.Series:
 def read_trips(path: Path) -> pd.DataFrame:
     """Read one TLC trip file into the normalised schema (one row per input row, none dropped)."""
     path = Path(path)
-    raw = _read_raw(path)
+    return normalise(_read_raw(path), path.name)
+
+
+def normalise(raw: pd.DataFrame, name: str, first_row: int = 0) -> pd.DataFrame:
+    """Normalise raw TLC rows of file ``name`` (a whole file, or the chunk of it starting at
+    row ``first_row``: ``source_row`` stays the row number in the file)."""
     taxi = taxi_type_of(list(raw.columns))
-    _check_schema(raw, taxi, path.name)
+    _check_schema(raw, taxi, name)
     prefix = _TIME_PREFIX[taxi]
     pickup, dropoff = (
         pd.to_datetime(raw[f"{prefix}_{end}_datetime"], errors="coerce").astype("datetime64[us]")
@@ -122,8 +127,8 @@ def read_trips(path: Path) -> pd.DataFrame:
     out["dropoff_utc"] = to_utc(out["dropoff_local"])
     out["duration_s"] = (out["dropoff_utc"] - out["pickup_utc"]).dt.total_seconds()
     out["taxi_type"] = taxi
-    out["source_file"] = path.name
-    out["source_row"] = np.arange(len(out), dtype="int64")
+    out["source_file"] = name
+    out["source_row"] = np.arange(first_row, first_row + len(out), dtype="int64")
     return out
 
 

@@ -147,15 +147,16 @@ def split_by_month(trips: pd.DataFrame, eval_month: str | None):
 
 
 def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig,
-                       train_from: str | None = None) -> dict:
-    """Fit both targets, then evaluate them (with and without distance) and the baselines."""
+                       train_from: str | None = None, fit=fit_lightgbm) -> dict:
+    """Fit both targets, then evaluate them (with and without distance) and the baselines.
+    ``fit`` trains one booster (training.distributed gives one that trains on a Dask cluster)."""
     train, test, eval_month = split_by_month(prep.trips, eval_month)
     if train_from:
         train = train[train["pickup_local"].dt.to_period("M").astype(str) >= train_from]
     columns = {t: feature_columns(prep.feast_columns[t]) for t in TARGETS}
     boosters, fit_info = {}, {}
     for target in track(TARGETS, description="train", console=console):
-        boosters[target], fit_info[target] = fit_lightgbm(train, columns[target], target, tcfg)
+        boosters[target], fit_info[target] = fit(train, columns[target], target, tcfg)
 
     without = test.assign(trip_distance=np.nan)
     ours = predict_frame(boosters, columns, test)

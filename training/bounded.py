@@ -1,0 +1,227 @@
+"""The offline pipeline's data preparation in bounded memory (``TrainScaleSettings``).
+
+Same steps and results as ``pipeline.prepare``, but no step holds all the trips:
+
+- ingest + validate read ``chunk_rows`` raw rows at a time; each chunk's clean rows and its
+  quarantine (with reasons) are written to parquet parts, so every input row lands in one of
+  them and the summary is the sum of the chunks' counts (validation rules are row-local);
+- feature snapshots are aggregated by DuckDB over the clean parts under a memory limit
+  (it spills to disk beyond it), with the same windows, rules and medians as
+  ``features.compute_feature_tables``;
+- Feast's point-in-time join runs on one clean part at a time (``point_in_time_features``,
+  the code the parity tests check) and writes each joined part to parquet;
+- training then reads at most ``max_rows`` trips of the training window, newest first: the
+  models weigh trips by recency anyway (half-life ``TrainConfig.half_life_days``), so the
+  newest trips carry most of the weight a full fit would give; the evaluation month is a
+  deterministic uniform sample of at most ``max_rows`` trips (a hash of the trip's source).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from training import store as feast_store
+from training.data import normalise
+from training.features import (
+    TABLES,
+    TIMESTAMP,
+    FeatureConfig,
+    add_trip_columns,
+    load_zones,
+    model_inputs,
+    snapshot_times,
+    write_feature_tables,
+)
+from training.model import SERVICE_OF, TARGETS, ZoneGeo
+from training.pipeline import Prepared, dataset_version, point_in_time_features
+from training.settings import TrainScaleSettings
+from training.validate import RULES, RULES_VERSION, validate
+
+
+def _raw_chunks(path: Path, chunk_rows: int):
+    """(first row, raw frame) chunks of one trip file."""
+    first = 0
+    if path.suffix == ".parquet":
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield first, batch.to_pandas()
+            first += batch.num_rows
+    else:
+        for frame in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
+            yield first, frame
+            first += len(frame)
+
+
+def ingest_validate(files: list[Path], ds_dir: Path, chunk_rows: int) -> dict:
+    """Validate every file chunk by chunk into ``clean/`` and ``quarantine.parquet/`` parts."""
+    clean_dir, quarantine_dir = ds_dir / "clean", ds_dir / "quarantine.parquet"
+    for d in (clean_dir, quarantine_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    rows_in = rows_clean = rows_bad = 0
+    by_rule = dict.fromkeys(RULES, 0)
+    by_file: dict[str, int] = {}
+    for path in files:
+        for k, (first, raw) in enumerate(_raw_chunks(Path(path), chunk_rows)):
+            result = validate(normalise(raw, Path(path).name, first))
+            part = f"{Path(path).stem}-{k:05d}.parquet"
+            result.quarantine.to_parquet(quarantine_dir / part, index=False)
+            if len(result.clean):
+                add_trip_columns(result.clean).to_parquet(clean_dir / part, index=False)
+            s = result.summary
+            rows_in, rows_clean = rows_in + s["rows_in"], rows_clean + s["rows_clean"]
+            rows_bad += s["rows_quarantined"]
+            by_rule = {code: by_rule[code] + s["by_rule"][code] for code in by_rule}
+            if s["rows_quarantined"]:
+                by_file[Path(path).name] = by_file.get(Path(path).name, 0) + s["rows_quarantined"]
+    assert rows_clean + rows_bad == rows_in
+    return {"rules_version": RULES_VERSION, "rows_in": rows_in, "rows_clean": rows_clean,
+            "rows_quarantined": rows_bad, "by_rule": by_rule, "rules": RULES,
+            "files": [Path(f).name for f in files], "by_file": by_file}
+
+
+def _connect(memory: str, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit='{memory}'")  # validated by the settings' pattern
+    con.execute(f"SET temp_directory='{spill_dir}'")
+    con.execute("SET TimeZone='UTC'")
+    con.execute("SET threads=2")
+    return con
+
+
+_SQL_AGG = {"size": "count(*)", "mean": "avg({c})", "median": "median({c})"}
+
+
+def feature_tables(clean_dir: Path, cfg: FeatureConfig, memory: str,
+                   spill_dir: Path) -> dict[str, pd.DataFrame]:
+    """``compute_feature_tables`` over the clean parts, one DuckDB query per snapshot."""
+    con = _connect(memory, spill_dir)
+    # sorted by pickup: each snapshot's window query reads only the row groups it needs
+    con.execute(f"""CREATE TEMP TABLE t AS SELECT pickup_zone_id AS zone_id, hour_of_week,
+        route_id, pickup_utc, dropoff_utc, speed_mph, duration_s, trip_distance, fare_per_mile,
+        fare_amount FROM read_parquet('{clean_dir}/*.parquet', union_by_name=true)
+        ORDER BY pickup_utc""")
+    lo, hi = con.execute("SELECT min(pickup_utc), max(dropoff_utc) FROM t").fetchone()
+    bounds = pd.DataFrame({"pickup_utc": [pd.Timestamp(lo).tz_convert("UTC")],
+                           "dropoff_utc": [pd.Timestamp(hi).tz_convert("UTC")]})
+    blocks: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    for snap in snapshot_times(bounds, cfg):
+        for name, (keys, spec) in TABLES.items():
+            aggs = ", ".join(f"{_SQL_AGG[how].format(c=col)} AS {out}"
+                             for out, (col, how) in spec.items())
+            first = next(iter(spec))
+            block = con.execute(
+                f"""SELECT {', '.join(keys)}, {aggs} FROM t
+                WHERE dropoff_utc < $snap AND pickup_utc >= $snap - INTERVAL {cfg.window_days} DAY
+                GROUP BY ALL HAVING {first} >= {cfg.min_trips}""",
+                {"snap": snap.to_pydatetime()}).df()
+            if len(block):
+                block[TIMESTAMP] = snap
+                blocks[name].append(block)
+    con.close()
+    tables = {}
+    for name, (keys, spec) in TABLES.items():
+        frame = pd.concat(blocks[name], ignore_index=True) if blocks[name] else pd.DataFrame(
+            columns=[*keys, *spec, TIMESTAMP])
+        for col in spec:
+            frame[col] = frame[col].astype("int64" if col.endswith("_trips") else "float64")
+        for key in keys:
+            frame[key] = frame[key].astype("int64")
+        frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+        tables[name] = frame
+    return tables
+
+
+def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:
+    """Feast's point-in-time join, one clean part at a time; returns the rows joined."""
+    joined_dir.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    for part in sorted(clean_dir.glob("*.parquet")):
+        trips = pd.read_parquet(part)
+        inputs = model_inputs(trips, geo)
+        trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])],
+                          axis=1)
+        trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
+        trips["month"] = trips["pickup_local"].dt.to_period("M").astype(str)
+        features = point_in_time_features(fs, trips)
+        cols = [c for c in features if c not in trips]
+        pd.concat([trips, features[cols]], axis=1).to_parquet(joined_dir / part.name,
+                                                              index=False)
+        rows += len(trips)
+    return rows
+
+
+# Raw columns nothing reads after validation and the feature snapshots: not loaded for training.
+_UNUSED = ("month", "total_amount", "vendorid", "payment_type", "ratecodeid", "taxi_type",
+           "dropoff_local", "speed_mph", "fare_per_mile")
+
+
+def load_window(joined_dir: Path, eval_month: str | None, train_from: str | None,
+                max_rows: int, memory: str, spill_dir: Path,
+                eval_rows: int | None = None) -> pd.DataFrame:
+    """The newest ``max_rows`` training trips plus a sample of at most ``eval_rows`` trips
+    (default ``max_rows``) of the evaluation month."""
+    con = _connect(memory, spill_dir)
+    present = {r[0] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
+    ).fetchall()}
+    unused = ", ".join(c for c in _UNUSED if c in present)
+    src = f"read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
+    eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchone()[0]
+    since = f"AND month >= '{train_from}'" if train_from else ""
+    train = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month < $m {since}
+        ORDER BY pickup_utc DESC, source_file DESC, source_row DESC LIMIT {max_rows}""",
+                        {"m": eval_month}).df()
+    test = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month = $m
+        ORDER BY hash(source_file, source_row) LIMIT {eval_rows or max_rows}""",
+                       {"m": eval_month}).df()
+    con.close()
+    # oldest first, ties in file order: the in-memory pipeline's order, so that bagging draws
+    # the same rows and an unsampled window trains the same boosters
+    order = ["pickup_utc", "source_file", "source_row"]
+    return pd.concat([train.iloc[::-1], test.sort_values(order)], ignore_index=True)
+
+
+def prepare_bounded(files: list[Path], zones_csv: Path, repo: Path, redis_url: str,
+                    out_dir: Path, eval_month: str | None = None, train_from: str | None = None,
+                    fcfg: FeatureConfig = FeatureConfig(),
+                    settings: TrainScaleSettings | None = None, materialize: bool = True,
+                    meter=None) -> Prepared:
+    """``pipeline.prepare`` in memory bounded by ``settings``; ``meter`` (training.meter)
+    records each stage when given."""
+    from contextlib import nullcontext
+
+    settings = settings or TrainScaleSettings()
+    stage = meter.stage if meter else (lambda name: nullcontext(type("S", (), {})()))
+    version = dataset_version(files, fcfg)
+    ds_dir = out_dir / "datasets" / version
+    spill = ds_dir / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    with stage("ingest+validate") as s:
+        summary = ingest_validate(files, ds_dir, settings.chunk_rows)
+        summary["dataset_version"] = version
+        (ds_dir / "validation_summary.json").write_text(json.dumps(summary, indent=2))
+        s.rows = summary["rows_in"]
+    with stage("features") as s:
+        tables = feature_tables(ds_dir / "clean", fcfg, settings.duckdb_memory, spill)
+        write_feature_tables(tables, feast_store.data_dir(repo))
+        s.rows = summary["rows_clean"]
+    with stage("feast apply+materialize") as s:
+        fs = feast_store.open_store(repo, redis_url)
+        feast_store.apply(fs)
+        if materialize:
+            feast_store.materialize(fs)
+        s.rows = sum(len(t) for t in tables.values())
+    with stage("feast point-in-time join") as s:
+        s.rows = join_parts(fs, ds_dir / "clean", ds_dir / "joined", ZoneGeo(load_zones(zones_csv)))
+    with stage("load training window") as s:
+        trips = load_window(ds_dir / "joined", eval_month, train_from, settings.max_rows,
+                            settings.duckdb_memory, spill, settings.eval_rows)
+        s.rows = len(trips)
+    feast_cols = {t: [f"{p.name_to_use()}__{f.name}"
+                      for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
+                      for f in p.features] for t in TARGETS}
+    return Prepared(version, trips, feast_cols, summary, tables, list(files))
