@@ -129,7 +129,7 @@ def pipeline(data: DataOpt = None,
 
 @app.command()
 def backtest(data: DataOpt = None,
-             months: Annotated[list[str] | None, typer.Option(
+             window: Annotated[list[str] | None, typer.Option(
                  "--window", help="training window in months before M ('all' or a number)")
              ] = None,
              half_life: Annotated[list[str] | None, typer.Option(
@@ -138,6 +138,9 @@ def backtest(data: DataOpt = None,
              out_dir: Path = ARTIFACTS,
              threads: Annotated[int, typer.Option(
                  min=1, help="LightGBM threads (1 on a machine busy with other work)")] = 2,
+             eval_months: Annotated[list[str] | None, typer.Option(
+                 "--eval-month", help="months to evaluate (default: every month after the first)")
+             ] = None,
              ) -> None:
     """Train on months before M, evaluate on M, for every month M after the first, for each
     window x half-life, beside the plain LightGBM; writes reports/backtest.{md,csv}."""
@@ -152,14 +155,15 @@ def backtest(data: DataOpt = None,
             raise typer.BadParameter(f"{values!r}: numbers or {none_word!r}",
                                      param_hint=name) from None
 
-    windows = parse(months or ["all", "2"], "--window", "all", int)
+    windows = parse(window or ["all", "2"], "--window", "all", int)
     lives = parse(half_life or ["120", "30", "none"], "--half-life", "none", float)
     start = time.monotonic()
     files = discover(data or [SAMPLE_DIR])
     with redis_url_or_local() as redis_url:
         prep = prepare(files, zones, feature_repo, redis_url, out_dir, materialize=False)
     variants = [bt.Variant(w, h) for w in windows for h in lives]
-    results = bt.run(prep, variants, cfg=TrainConfig(num_threads=threads))
+    evaluate = [_month(m, "--eval-month") for m in eval_months or []] or None
+    results = bt.run(prep, variants, evaluate, cfg=TrainConfig(num_threads=threads))
     if results.empty:
         raise typer.BadParameter("need at least two months of trips", param_hint="--data")
     out.print(bt.rich_table(bt.summary(results)))
