@@ -32,6 +32,7 @@ from training.features import (
     TIMESTAMP,
     FeatureConfig,
     add_trip_columns,
+    assemble_tables,
     load_zones,
     model_inputs,
     snapshot_times,
@@ -122,17 +123,7 @@ def feature_tables(clean_dir: Path, cfg: FeatureConfig, memory: str,
                 block[TIMESTAMP] = snap
                 blocks[name].append(block)
     con.close()
-    tables = {}
-    for name, (keys, spec) in TABLES.items():
-        frame = pd.concat(blocks[name], ignore_index=True) if blocks[name] else pd.DataFrame(
-            columns=[*keys, *spec, TIMESTAMP])
-        for col in spec:
-            frame[col] = frame[col].astype("int64" if col.endswith("_trips") else "float64")
-        for key in keys:
-            frame[key] = frame[key].astype("int64")
-        frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
-        tables[name] = frame
-    return tables
+    return assemble_tables(blocks)
 
 
 def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:

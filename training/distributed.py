@@ -19,14 +19,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.model import CATEGORICAL, PER_MILE_TARGETS
-from training.train import (
-    LABEL,
-    TrainConfig,
-    design,
-    recency_weights,
-    with_and_without_distance,
-)
+from training.model import CATEGORICAL
+from training.train import TrainConfig, training_sets
 
 
 def fit_lightgbm_dask(client, frame: pd.DataFrame, columns: list[str], target: str,
@@ -35,18 +29,8 @@ def fit_lightgbm_dask(client, frame: pd.DataFrame, columns: list[str], target: s
     import dask.dataframe as dd
     from lightgbm.dask import DaskLGBMRegressor
 
-    frame = frame.sort_values("pickup_utc", kind="stable")
-    cut = frame["pickup_utc"].quantile(1.0 - cfg.holdout_fraction)
-    fit, hold = frame[frame["pickup_utc"] < cut], frame[frame["pickup_utc"] >= cut]
-    fit, hold = with_and_without_distance(fit), with_and_without_distance(hold)
-    x_fit, x_hold = design(fit, columns), design(hold, columns)
-    y_fit, y_hold = fit[LABEL[target]].to_numpy(), hold[LABEL[target]].to_numpy()
-    w_fit = recency_weights(fit["pickup_utc"], cfg.half_life_days)
-    w_hold = np.ones(len(hold))
-    if target in PER_MILE_TARGETS:
-        d_fit, d_hold = x_fit["eff_distance"].to_numpy(), x_hold["eff_distance"].to_numpy()
-        y_fit, y_hold = y_fit / d_fit, y_hold / d_hold
-        w_fit, w_hold = w_fit * d_fit, d_hold
+    sets = training_sets(frame, columns, target, cfg)
+    (x_fit, y_fit, w_fit), (x_hold, y_hold, w_hold) = sets.fit, sets.hold
     workers = max(1, len(client.scheduler_info()["workers"]))
 
     def parts(x: pd.DataFrame, y: np.ndarray, w: np.ndarray):
@@ -66,8 +50,9 @@ def fit_lightgbm_dask(client, frame: pd.DataFrame, columns: list[str], target: s
     curve = model.evals_result_["valid_0"]["l1"]
     best = int(np.argmin(curve)) + 1 if curve else cfg.n_estimators
     booster = lgb.Booster(model_str=model.booster_.model_to_string(num_iteration=best))
-    info = {"best_iteration": best, "rows_fit": int(len(fit)), "rows_holdout": int(len(hold)),
-            "holdout_from": str(cut), "engine": "lightgbm.dask", "workers": workers}
+    info = {"best_iteration": best, "rows_fit": int(len(x_fit)),
+            "rows_holdout": int(len(x_hold)), "holdout_from": str(sets.cut),
+            "engine": "lightgbm.dask", "workers": workers}
     return booster, info
 
 

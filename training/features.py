@@ -117,6 +117,12 @@ def compute_feature_tables(trips: pd.DataFrame, cfg: FeatureConfig = FeatureConf
             block = _aggregate(win, keys, spec, cfg)
             block[TIMESTAMP] = snap
             blocks[name].append(block)
+    return assemble_tables(blocks)
+
+
+def assemble_tables(blocks: dict[str, list[pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Each table's snapshot blocks as one frame with the column types Feast's sources
+    declare (an empty frame with those columns when no snapshot had rows)."""
     tables = {}
     for name, (keys, spec) in TABLES.items():
         frame = pd.concat(blocks[name], ignore_index=True) if blocks[name] else pd.DataFrame(

@@ -79,14 +79,23 @@ def recency_weights(pickup_utc: pd.Series, half_life_days: float) -> np.ndarray:
     return np.power(0.5, age.to_numpy() / half_life_days)
 
 
-def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
-                 cfg: TrainConfig) -> tuple[lgb.Booster, dict]:
-    """Fit one booster with early stopping on the newest slice of the training window."""
+@dataclass
+class TrainingSets:
+    """Design matrix, label and weight of the fit rows and of the early-stopping holdout."""
+
+    fit: tuple[pd.DataFrame, np.ndarray, np.ndarray]
+    hold: tuple[pd.DataFrame, np.ndarray, np.ndarray]
+    cut: pd.Timestamp  # holdout trips start here
+
+
+def training_sets(frame: pd.DataFrame, columns: list[str], target: str,
+                  cfg: TrainConfig) -> TrainingSets:
+    """The newest ``holdout_fraction`` of trips hold out for early stopping; both parts are
+    stacked with and without distance; fit rows weigh by recency."""
     frame = frame.sort_values("pickup_utc", kind="stable")
     cut = frame["pickup_utc"].quantile(1.0 - cfg.holdout_fraction)
     fit, hold = frame[frame["pickup_utc"] < cut], frame[frame["pickup_utc"] >= cut]
     fit, hold = with_and_without_distance(fit), with_and_without_distance(hold)
-    cats = [c for c in CATEGORICAL if c in columns]
     x_fit, x_hold = design(fit, columns), design(hold, columns)
     y_fit, y_hold = fit[LABEL[target]].to_numpy(), hold[LABEL[target]].to_numpy()
     w_fit = recency_weights(fit["pickup_utc"], cfg.half_life_days)
@@ -96,18 +105,27 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
         d_fit, d_hold = x_fit["eff_distance"].to_numpy(), x_hold["eff_distance"].to_numpy()
         y_fit, y_hold = y_fit / d_fit, y_hold / d_hold
         w_fit, w_hold = w_fit * d_fit, d_hold
+    return TrainingSets((x_fit, y_fit, w_fit), (x_hold, y_hold, w_hold), cut)
+
+
+def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
+                 cfg: TrainConfig) -> tuple[lgb.Booster, dict]:
+    """Fit one booster with early stopping on the newest slice of the training window."""
+    sets = training_sets(frame, columns, target, cfg)
+    (x_fit, y_fit, w_fit), (x_hold, y_hold, w_hold) = sets.fit, sets.hold
+    cats = [c for c in CATEGORICAL if c in columns]
     dtrain = lgb.Dataset(x_fit, label=y_fit, weight=w_fit, categorical_feature=cats,
                          free_raw_data=False)
     dvalid = lgb.Dataset(x_hold, label=y_hold, weight=w_hold, categorical_feature=cats,
                          reference=dtrain)
-    with rounds(f"fit {target} ({len(fit)} rows, up to {cfg.n_estimators} rounds)",
+    with rounds(f"fit {target} ({len(x_fit)} rows, up to {cfg.n_estimators} rounds)",
                 cfg.n_estimators) as progress:
         booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,
                             valid_sets=[dvalid],
                             callbacks=[lgb.early_stopping(cfg.early_stopping_rounds,
                                                           verbose=False), progress])
-    info = {"best_iteration": int(booster.best_iteration), "rows_fit": int(len(fit)),
-            "rows_holdout": int(len(hold)), "holdout_from": str(cut)}
+    info = {"best_iteration": int(booster.best_iteration), "rows_fit": int(len(x_fit)),
+            "rows_holdout": int(len(x_hold)), "holdout_from": str(sets.cut)}
     return booster, info
 
 
