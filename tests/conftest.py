@@ -16,7 +16,6 @@ from common.redis_local import LocalRedis, redis_url_or_local
 
 JAN = SAMPLE_DIR / "green_tripdata_2023-01.parquet"
 FEB = SAMPLE_DIR / "green_tripdata_2023-02.parquet"
-SHARED_DATA = ROOT.parent / "shared" / "data"
 # The image tests need root, a private dockerd and built images: `make test-images` builds
 # them and sets TAXI_IMAGE_TESTS=1; the default run leaves tests/images out.
 collect_ignore = [] if os.environ.get("TAXI_IMAGE_TESTS") == "1" else ["images"]
