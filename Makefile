@@ -37,7 +37,7 @@ materialize: setup ## Apply the Feast repo and materialize features into the Red
 # target fails when either failed. Ctrl-C stops both (the trap), not just the running one.
 test: setup drift-setup k8s-tools lint ## Lint, then run both test suites (main, drift monitor); fails if either fails
 	@trap 'exit 130' INT TERM; rc_main=0; rc_drift=0; \
-	echo "== [1/2] main suite: .venv/bin/pytest (about 25 min on 2 cores) =="; \
+	echo "== [1/2] main suite: .venv/bin/pytest (about 35 min on 2 cores) =="; \
 	.venv/bin/pytest $(PYTEST_ARGS) || rc_main=$$?; \
 	echo "== [2/2] drift-monitor suite: drift_monitor/.venv (about 2 min) =="; \
 	$(MAKE) --no-print-directory test-drift || rc_drift=$$?; \
