@@ -53,10 +53,10 @@ def _memory_prepare(meter, files, zones, repo, redis_url, out_dir):
         add_trip_columns,
         compute_feature_tables,
         load_zones,
-        model_inputs,
+        with_request_inputs,
         write_feature_tables,
     )
-    from training.model import SERVICE_OF, TARGETS, ZoneGeo
+    from training.model import ZoneGeo
 
     with meter.stage("ingest") as s:
         raw = pd.concat([read_trips(f) for f in files], ignore_index=True)
@@ -77,16 +77,11 @@ def _memory_prepare(meter, files, zones, repo, redis_url, out_dir):
     with meter.stage("feast point-in-time join") as s:
         trips = add_trip_columns(result.clean).reset_index(drop=True)
         geo = ZoneGeo(load_zones(zones))
-        inputs = model_inputs(trips, geo)
-        trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
-        trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
+        trips = with_request_inputs(trips, geo)
         joined = p.point_in_time_features(fs, trips)
         trips = pd.concat([trips, joined[[c for c in joined if c not in trips]]], axis=1)
         s.rows = len(trips)
-    cols = {t: [f"{q.name_to_use()}__{f.name}"
-                for q in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
-                for f in q.features] for t in TARGETS}
-    return p.Prepared(p.dataset_version(files, FeatureConfig()), trips, cols,
+    return p.Prepared(p.dataset_version(files, FeatureConfig()), trips, p.feast_columns(fs),
                       {**result.summary, "files": [f.name for f in files]}, tables, files)
 
 

@@ -34,12 +34,17 @@ from training.features import (
     add_trip_columns,
     assemble_tables,
     load_zones,
-    model_inputs,
     snapshot_times,
+    with_request_inputs,
     write_feature_tables,
 )
-from training.model import SERVICE_OF, TARGETS, ZoneGeo
-from training.pipeline import Prepared, dataset_version, point_in_time_features
+from training.model import ZoneGeo
+from training.pipeline import (
+    Prepared,
+    dataset_version,
+    feast_columns,
+    point_in_time_features,
+)
 from training.settings import TrainScaleSettings
 from training.validate import RULES, RULES_VERSION, validate
 
@@ -132,10 +137,7 @@ def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:
     rows = 0
     for part in sorted(clean_dir.glob("*.parquet")):
         trips = pd.read_parquet(part)
-        inputs = model_inputs(trips, geo)
-        trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])],
-                          axis=1)
-        trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
+        trips = with_request_inputs(trips, geo)
         trips["month"] = trips["pickup_local"].dt.to_period("M").astype(str)
         features = point_in_time_features(fs, trips)
         cols = [c for c in features if c not in trips]
@@ -212,7 +214,4 @@ def prepare_bounded(files: list[Path], zones_csv: Path, repo: Path, redis_url: s
         trips = load_window(ds_dir / "joined", eval_month, train_from, settings.max_rows,
                             settings.duckdb_memory, spill, settings.eval_rows)
         s.rows = len(trips)
-    feast_cols = {t: [f"{p.name_to_use()}__{f.name}"
-                      for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
-                      for f in p.features] for t in TARGETS}
-    return Prepared(version, trips, feast_cols, summary, tables, list(files))
+    return Prepared(version, trips, feast_columns(fs), summary, tables, list(files))

@@ -162,3 +162,12 @@ def model_inputs(trips: pd.DataFrame, geo: ZoneGeo) -> pd.DataFrame:
                            local.dt.hour, local.dt.dayofweek, local.dt.minute,
                            trips["passenger_count"], trips["trip_distance"])
     return pd.DataFrame(cols, index=trips.index)
+
+
+def with_request_inputs(trips: pd.DataFrame, geo: ZoneGeo) -> pd.DataFrame:
+    """The trips with their request-time model inputs and the pickup borough's name (the
+    per-borough evaluation groups by it)."""
+    inputs = model_inputs(trips, geo)
+    out = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
+    out["pickup_borough_name"] = out["pickup_zone_id"].map(geo.borough_names)
+    return out

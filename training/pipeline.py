@@ -22,7 +22,7 @@ from training.features import (
     add_trip_columns,
     compute_feature_tables,
     load_zones,
-    model_inputs,
+    with_request_inputs,
     write_feature_tables,
 )
 from training.model import SERVICE_OF, TARGETS, ZoneGeo, feature_columns, predict_frame
@@ -108,16 +108,19 @@ def prepare(files: list[Path], zones_csv: Path, repo: Path, redis_url: str, out_
 
     trips = add_trip_columns(result.clean).reset_index(drop=True)
     geo = ZoneGeo(load_zones(zones_csv))
-    inputs = model_inputs(trips, geo)
-    trips = pd.concat([trips, inputs.drop(columns=[c for c in inputs if c in trips])], axis=1)
-    trips["pickup_borough_name"] = trips["pickup_zone_id"].map(geo.borough_names)
-    feast_cols = {t: [f"{p.name_to_use()}__{f.name}"
-                      for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
-                      for f in p.features] for t in TARGETS}
+    trips = with_request_inputs(trips, geo)
+    feast_cols = feast_columns(fs)
     all_cols = sorted({c for cols in feast_cols.values() for c in cols})
     joined = point_in_time_features(fs, trips)
     trips = pd.concat([trips, joined[all_cols]], axis=1)
     return Prepared(version, trips, feast_cols, summary, tables, files)
+
+
+def feast_columns(fs) -> dict[str, list[str]]:
+    """Per target, the Feast columns (``projection__feature``) of its feature service."""
+    return {t: [f"{p.name_to_use()}__{f.name}"
+                for p in fs.get_feature_service(SERVICE_OF[t]).feature_view_projections
+                for f in p.features] for t in TARGETS}
 
 
 def point_in_time_features(fs, trips: pd.DataFrame) -> pd.DataFrame:
