@@ -132,7 +132,9 @@ class TripPredictorServicer(taxi_pb2_grpc.TripPredictorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"trips: at most {self.max_batch} trips per batch "
                                 f"(got {len(request.trips)})")
-        if len(request.trips) >= 32:  # validating many trips held the loop: a thread
+        # validating many trips held the loop: on a thread, from the size at which the
+        # predictor runs its models on one too
+        if len(request.trips) >= self.get_predictor().offload_from:
             trips, details = await asyncio.get_running_loop().run_in_executor(
                 None, validate_trips, request.trips)
         else:

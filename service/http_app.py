@@ -125,7 +125,7 @@ class JsonRoutes:
             status, body = await self.route(path, method, scope, receive, headers)
         except Exception:  # never a bare 500 without a body, and always counted
             log.exception("%s failed", path)
-            status, body = 500, {"error": "internal error", "detail": []}
+            status, body = 500, error_body([], "internal error")
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
         headers.append((b"content-length", str(len(body)).encode()))
@@ -199,8 +199,8 @@ class JsonRoutes:
         try:
             reply = await self.get_feedback().accept(fb)
         except (RedisError, OSError, TimeoutError):
-            return 503, {"error": "feedback store unreachable: nothing was stored, retry later",
-                         "detail": []}
+            return 503, error_body([], "feedback store unreachable: nothing was stored, "
+                                   "retry later")
         return 202, reply.model_dump_json().encode()
 
 
