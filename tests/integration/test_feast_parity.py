@@ -1,8 +1,8 @@
-"""The request path reads Redis with its own client and Feast's key encoding instead of calling
-Feast (service/online_features.py). This compares those reads with Feast's own
-``get_online_features`` for every materialized entity (issue 15, finding 9): every zone x
-hour-of-week, every zone and every route, value by value. A Feast upgrade that changed the key
-or value encoding fails here directly."""
+"""The request path reads Redis with its own client and its own reading of Feast's key and
+value encoding (service/feast_wire.py) instead of calling Feast. This compares those reads with
+Feast's own ``get_online_features`` for every materialized entity (issue 15, finding 9): every
+zone x hour-of-week, every zone and every route, value by value. A Feast upgrade that changed
+the key or value encoding fails here directly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from feast.infra.online_stores import helpers
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
-from service import online_features
+from service import feast_wire
 from service.online_features import VIEWS, OnlineFeatures
 from training import store
 from training.features import route_id
@@ -134,14 +134,12 @@ def test_request_path_reads_what_feast_reads_for_every_entity(fs, prepared, redi
 
 def test_a_wrong_key_encoding_is_caught(fs, prepared, redis_url, monkeypatch):
     """A deliberately wrong key (int32 entity values where Feast writes int64) must fail."""
-    right = helpers._redis_key
+    def int32_key(project: str, join_keys, values) -> bytes:
+        wrong = EntityKey(join_keys=list(join_keys),
+                          entity_values=[Value(int32_val=v) for v in values])
+        return helpers._redis_key(project, wrong)
 
-    def int32_key(project: str, ek: EntityKey) -> bytes:
-        wrong = EntityKey(join_keys=list(ek.join_keys),
-                          entity_values=[Value(int32_val=v.int64_val) for v in ek.entity_values])
-        return right(project, wrong)
-
-    monkeypatch.setattr(online_features, "_redis_key", int32_key)
+    monkeypatch.setattr(feast_wire, "redis_key", int32_key)
     _, _, bad = mismatches(fs, redis_url, prepared)
     assert len({(view, entity) for view, entity, *_ in bad}) >= sum(
         len(v) for v in entities(prepared).values()) // 2, bad[:5]
