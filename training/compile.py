@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -152,12 +153,25 @@ def compile_model(tag: str, jobs: int = 2) -> Path:
     return out
 
 
+def _installed(name: str) -> str | None:
+    try:
+        return package_version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def _manifest_matches(model_path: Path, out: Path) -> bool:
+    """Same booster files, format and CPU target. The compiler versions must match only where
+    the compiler is installed (a newer one there means: compile again); a serving image has
+    neither lleaves nor LLVM, and the reference check in ``load`` proves the library."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    tools = _toolchain()
+    machine = platform.machine()
+    tools = {"format": "shared-library", "machine": machine,
+             "target_cpu": TARGET_CPU.get(machine, "generic")}
+    tools |= {name: v for name in ("lleaves", "llvmlite") if (v := _installed(name))}
     return (all(manifest.get(k) == v for k, v in tools.items())
             and all(manifest.get("sha256", {}).get(t) == _sha256(model_path / f"{t}.txt")
                     and (out / f"{t}.so").exists() for t in TARGETS))

@@ -17,16 +17,17 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bentoml
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.evaluate import metrics
 from training.features import TIMESTAMP
 from training.model import SERVICE_OF, TARGETS, model_columns, predict_frame
-from training.train import LABEL, design
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 log = logging.getLogger("taxi.register")
 MODEL_NAME = "taxi_trip"
@@ -117,6 +118,10 @@ def load_bundle(tag: str, compiled: bool = False) -> Bundle:
         else:
             engine = "compiled"
     if boosters is None:
+        # imported here: a worker serving compiled trees never needs LightGBM (nor the
+        # scikit-learn and SciPy it imports), a second off its start
+        import lightgbm as lgb
+
         boosters = {t: lgb.Booster(model_file=str(path / f"{t}.txt")) for t in TARGETS}
     fallback = {p.stem: pd.read_parquet(p) for p in sorted((path / "fallback").glob("*.parquet"))}
     zones = pd.read_csv(path / "zones.csv", keep_default_na=False)
@@ -135,6 +140,8 @@ def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
     """Write a new model version to the store; returns its tag (a candidate until promoted)."""
+    from training.train import design
+
     now = datetime.now(UTC)
     # to the millisecond: two models of one dataset saved within a second must not collide
     version = f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}-{prep.version[:8]}"
@@ -170,6 +177,9 @@ def save_model(trained: dict, prep, params: dict, zones_csv: Path) -> str:
 
 def gate(candidate: str, test: pd.DataFrame, tolerance: float = 0.0) -> tuple[bool, str]:
     """Should ``candidate`` become champion? Compares MAE of both targets on ``test``."""
+    from training.evaluate import metrics
+    from training.train import LABEL
+
     champion = current_champion()
     if champion is None:
         return True, "no champion yet"
