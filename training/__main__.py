@@ -81,6 +81,10 @@ def pipeline(data: DataOpt = None,
              cluster: Annotated[str | None, typer.Option(
                  help="Dask scheduler to train on (default: TAXI_TRAIN_DASK_ADDRESS; unset: "
                  "train here)")] = None,
+             threads: Annotated[int, typer.Option(
+                 min=1, help="LightGBM threads (1 on a machine busy with other work: two "
+                 "threads that wait for each other at every split crawl when cores are "
+                 "oversubscribed)")] = 2,
              ) -> None:
     """Run ingest -> validate -> features -> Feast -> train -> evaluate -> register."""
     from contextlib import nullcontext
@@ -96,7 +100,7 @@ def pipeline(data: DataOpt = None,
     start = time.monotonic()
     eval_month, train_from = _month(eval_month, "--eval-month"), _month(train_from, "--train-from")
     files = discover(data or [SAMPLE_DIR])
-    cfg = TrainConfig()
+    cfg = TrainConfig(num_threads=threads)
     scale = TrainScaleSettings()
     with redis_url_or_local() as redis_url:
         prep = (prepare_bounded(files, zones, feature_repo, redis_url, out_dir, eval_month,
