@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         "its headers (under BentoML's 10 s request timeout): else 408, connection closed")
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="max trips per batch")
     workers: int = Field(default=1, ge=1, le=64, description="BentoML HTTP worker processes")
+    process_check_s: float = Field(
+        default=1.0, ge=0.1, le=60, description="how often the process manager looks for "
+        "crashed workers to replace (BentoML's own: every 10 s); service/serve_cli.py")
     compiled_model: bool = Field(default=True, description="serve the model's compiled trees "
                                  "when `python -m training compile` made them")
     batch_threads: int = Field(default=2, ge=1, le=64,

@@ -27,8 +27,9 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def serve_command(settings: Settings) -> list[str]:
-    """`bentoml serve` on the configured address (gRPC binds the same one in the worker)."""
-    return [sys.executable, "-m", "bentoml", "serve", "service.service:TaxiService",
+    """`bentoml serve` on the configured address (gRPC binds the same one in the worker), with
+    crashed workers replaced within ``process_check_s`` (service/serve_cli.py)."""
+    return [sys.executable, "-m", "service.serve_cli", "serve", "service.service:TaxiService",
             "--host", str(settings.host), "--port", str(settings.http_port)]
 
 

@@ -59,7 +59,7 @@ def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Serv
                 "TAXI_GRPC_PORT": str(grpc_port), "TAXI_HOST": "127.0.0.1"}
     if "BENTOML_HOME" not in env:
         full_env["BENTOML_HOME"] = private_home(log_path)
-    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "service.serve_cli", "serve", target, "--host", "127.0.0.1",
            "--port", str(http_port)]
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT)
