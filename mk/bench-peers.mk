@@ -4,9 +4,9 @@
 
 BENCH_PEERS := kserve mlserver fastapi
 
-.PHONY: bench-peers
+.PHONY: bench-peers bench-profile
 
-bench-peers: | $(filter /%,$(UV)) ## Install the bench peers' environments (.bench/) and wrk (apt) when missing
+bench-peers: | $(filter /%,$(UV)) ## Install the bench peers' environments and py-spy (.bench/), and wrk (apt), when missing
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq wrk >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq wrk; }; }; } || \
@@ -14,3 +14,11 @@ bench-peers: | $(filter /%,$(UV)) ## Install the bench peers' environments (.ben
 	@for p in $(BENCH_PEERS); do \
 	  UV_PROJECT_ENVIRONMENT=$(CURDIR)/.bench/$$p $(UV) sync --frozen -q \
 	    --project benchmarks/peers/$$p || exit 1; done
+	@UV_PROJECT_ENVIRONMENT=$(CURDIR)/.bench/profile $(UV) sync --frozen -q \
+	  --project benchmarks/profile_env
+
+bench-profile: setup bench-peers ## Where one prediction's time goes: stage timings, served p50, py-spy shares
+	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
+	  || $(PY) -m training pipeline
+	$(PY) -m training compile
+	$(PY) -m benchmarks.profile_one $(PROFILE_ARGS)
