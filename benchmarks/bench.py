@@ -28,7 +28,7 @@ from service.launcher import serve, stop
 from training import store
 from training.register import resolve_tag
 
-out = Console()
+out = Console(width=200)  # the table is read from `make bench` output and logs
 
 
 def real_trips(n: int, seed: int = 7) -> list[dict]:
@@ -176,6 +176,7 @@ def report(tag, workers, pinning, rows, rss, extras, costs, load_start, load_end
                       str(r["errors"]), f"{rss.get(r['system'].split()[0], 0):.0f}",
                       f"{r['load1']:.1f}", r["runs"])
     out.print(table)
+    out.print(systems.LEGEND)
     b, p, n = extras["batch"], extras["predlog"], extras["naive"]
     out.print(f"taxi-serve HTTP batch of 100 (1 connection): p50 {b['p50_ms']:.2f} ms, "
               f"p99 {b['p99_ms']:.2f} ms (rounds {b['runs']})")

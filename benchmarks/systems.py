@@ -19,6 +19,14 @@ from common.paths import ROOT
 from common.redis_local import terminate
 from service.launcher import free_port, serve, stop
 
+LEGEND = ("per request: taxi-serve validates the trip, reads its features from Redis (4 HMGETs, "
+          "one round trip), builds the model row, runs both compiled boosters, records "
+          "metrics and the prediction log; the peers run LightGBM on a prebuilt vector of the "
+          "same model columns (KServe and FastAPI both boosters, MLServer the duration one) "
+          "and fetch no features. HTTP rows: wrk over 16 connections, so at most 16 requests "
+          "wait; when a server cannot keep up, achieved req/s falls below the offered rate. "
+          "gRPC rows: no such bound, so the queue and the latency grow instead.")
+
 
 @dataclass
 class Endpoint:
@@ -26,7 +34,7 @@ class Endpoint:
 
     system: str
     protocol: str
-    per_request: str  # what the system does per request (the peers fetch no features)
+    per_request: str  # what the system does per request, short (the peers fetch no features)
     http: str | None = None  # URL for wrk
     bodies: Path | None = None
     grpc: tuple[str, str] | None = None  # target, method
@@ -73,7 +81,7 @@ def taxi_serve(env: dict, inputs: dict, logs: Path, cpus: str | None) -> Running
     from service.grpc_gen import taxi_pb2
 
     method = "/" + taxi_pb2.DESCRIPTOR.services_by_name["TripPredictor"].full_name + "/Predict"
-    does = "validate, 4 Redis feature reads, both compiled boosters, metrics, prediction log"
+    does = "features from Redis + both models"
     return Running("taxi-serve", served.proc, [
         Endpoint("taxi-serve", "HTTP", does, http=f"{served.http}/predict", bodies=inputs["taxi"]),
         Endpoint("taxi-serve", "gRPC", does, grpc=(served.grpc, method),
@@ -90,7 +98,7 @@ def kserve(inputs: dict, logs: Path, cpus: str | None) -> Running:
     _wait(f"http://127.0.0.1:{port}/v1/models/taxi", proc, log)
     return Running("KServe", proc, [Endpoint(
         "KServe 0.21 ModelServer", "HTTP v1",
-        "both LightGBM boosters on a prebuilt vector (no feature fetch)",
+        "both models, no feature fetch",
         http=f"http://127.0.0.1:{port}/v1/models/taxi:predict", bodies=inputs["vector"])])
 
 
@@ -105,7 +113,7 @@ def mlserver(inputs: dict, logs: Path, cpus: str | None) -> Running:
     proc = _spawn([str(ROOT / ".bench/mlserver/bin/mlserver"), "start",
                    str(inputs["mlserver_dir"])], cpus, log)
     _wait(f"http://127.0.0.1:{port}/v2/models/duration/ready", proc, log)
-    does = "duration LightGBM booster on a prebuilt vector (no feature fetch)"
+    does = "duration model, no feature fetch"
     return Running("MLServer", proc, [
         Endpoint("MLServer 1.7 LightGBM", "HTTP V2", does,
                  http=f"http://127.0.0.1:{port}/v2/models/duration/infer", bodies=inputs["v2"]),
@@ -124,7 +132,7 @@ def fastapi(inputs: dict, logs: Path, cpus: str | None) -> Running:
     _wait(f"http://127.0.0.1:{port}/healthz", proc, log)
     return Running("FastAPI", proc, [Endpoint(
         "FastAPI + uvicorn", "HTTP",
-        "both LightGBM boosters on a prebuilt vector (no feature fetch)",
+        "both models, no feature fetch",
         http=f"http://127.0.0.1:{port}/predict", bodies=inputs["vector"])])
 
 
