@@ -54,7 +54,7 @@ serve: setup ## Serve predictions on the bundled sample (trains and compiles fir
 compile: setup ## Compile the champion's trees for serving (TAG=... for another version)
 	$(PY) -m training compile $(TAG)
 
-bench: setup ## Benchmark HTTP and gRPC against a naive reference (prints the table)
+bench: setup bench-peers ## taxi-serve vs KServe, MLServer, FastAPI and a naive reference, HTTP and gRPC (prints the tables)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \
 	  || $(PY) -m training pipeline
 	$(PY) -m training compile

@@ -1,13 +1,10 @@
-"""Load generators over loopback: open loop (fixed offered rate, latency measured from the
-scheduled send time, so a stalled server cannot hide its queueing) and closed loop (N clients
-back to back, for saturation throughput). HTTP uses a minimal keep-alive HTTP/1.1 client on
-asyncio streams: the load generator shares the 2 cores with the server, so it must be cheap."""
+"""Load loops over loopback for benchmarks.grpcgen (HTTP goes through wrk): open loop (fixed
+offered rate, latency measured from the scheduled send time, so a stalled server cannot hide
+its queueing) and closed loop (N clients back to back, for saturation throughput)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,59 +27,6 @@ class Result:
                 "achieved": len(self.latencies) / self.seconds if self.seconds else 0.0,
                 "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
                 "errors": self.errors, "n": len(self.latencies)}
-
-
-def post_request(host: str, path: str, body: bytes) -> bytes:
-    """A complete HTTP/1.1 POST of a JSON body, as bytes on the wire."""
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection sending prepared POSTs."""
-
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.reader = self.writer = None
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
-    async def call(self, request: bytes) -> int:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-
-
-async def http_caller(url: str, path: str, payloads: list[dict], connections: int):
-    """A pool of connections and a call() that borrows one and posts the next payload, in
-    turn (status code -> ok?). Requests are encoded up front to keep the generator cheap."""
-    host, port = url.split("//")[1].split(":")
-    requests = [post_request(host, path, json.dumps(p).encode()) for p in payloads]
-    turn = itertools.cycle(requests)
-    pool: asyncio.Queue = asyncio.Queue()
-    conns = [HttpConnection(host, int(port)) for _ in range(connections)]
-    for c in conns:
-        await c.open()
-        pool.put_nowait(c)
-
-    async def call() -> bool:
-        conn = await pool.get()
-        try:
-            return await conn.call(next(turn)) == 200
-        finally:
-            pool.put_nowait(conn)
-    return call, lambda: [c.close() for c in conns]
 
 
 async def open_loop(call: Callable[[], Awaitable[bool]], rate: float, seconds: float) -> Result:

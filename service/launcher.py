@@ -53,7 +53,9 @@ def private_home(log_path) -> str:
     return str(home)
 
 
-def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Served:
+def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True,
+          cpus: str | None = None) -> Served:
+    """``cpus``: a taskset CPU list the server and its workers are pinned to (benchmarks)."""
     http_port, grpc_port = free_port(), free_port()
     full_env = {**os.environ, **env, "TAXI_HTTP_PORT": str(http_port),
                 "TAXI_GRPC_PORT": str(grpc_port), "TAXI_HOST": "127.0.0.1"}
@@ -61,6 +63,8 @@ def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True) -> Serv
         full_env["BENTOML_HOME"] = private_home(log_path)
     cmd = [sys.executable, "-m", "service.serve_cli", "serve", target, "--host", "127.0.0.1",
            "--port", str(http_port)]
+    if cpus is not None:
+        cmd = ["taskset", "-c", cpus, *cmd]
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT)
     served = Served(proc, http_port, grpc_port, log_path)
