@@ -188,7 +188,8 @@ def load_window(joined_dir: Path, eval_month: str | None, train_from: str | None
     ).fetchall()}
     unused = ", ".join(c for c in _UNUSED if c in present)
     src = f"read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
-    eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchone()[0]
+    # fetchall: a half-read execute() result blocks the streamed query below
+    eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchall()[0][0]
     since = f"AND month >= '{train_from}'" if train_from else ""
     # oldest first, ties in file order: the in-memory pipeline's order, so that bagging draws
     # the same rows and an unsampled window trains the same boosters
