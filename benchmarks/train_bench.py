@@ -143,17 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     with meter.stage("register") as s:
         save_model(trained, prep, cfg.as_dict(), ZONES_CSV)
         s.rows = len(trained["test"])
-    mae = {t: round(m["lightgbm+features"]["overall"]["mae"], 3)
+    # the kernel's own peaks: resident (VmHWM) and address space (VmPeak, what
+    # `prlimit --as` caps, and which runs well above RSS: thread stacks and arenas)
+    vm = {k: int(v.split()[0]) // 1024 for k, v in (
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+        if k in ("VmHWM", "VmPeak")}
+    mae = {t: round(m["lightgbm+features"]["overall"]["mae"], 4)
            for t, m in trained["evaluation"].items()}
     result = {"engine": args.engine, "files": len(files), "tile": args.tile,
               "rows_in": prep.validation_summary["rows_in"], "stages": meter.as_dicts(),
               "train_fit_s": round(fit_s[0], 1), "wall_s": round(time.monotonic() - start, 1),
-              "peak_rss_mb": round(meter.peak_rss_mb), "mae": mae,
+              "peak_rss_mb": round(meter.peak_rss_mb), "vm_hwm_mib": vm.get("VmHWM"),
+              "vm_peak_mib": vm.get("VmPeak"), "mae": mae,
               "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     print(meter.markdown())
     print(f"\n{result['rows_in']:,} raw rows, {len(files)} files, engine {args.engine}: "
           f"{result['wall_s']} s wall ({result['train_fit_s']} s in LightGBM fits), peak RSS "
-          f"{result['peak_rss_mb']} MB; MAE duration {mae['duration']} min, fare ${mae['fare']};"
+          f"{result['peak_rss_mb']} MB (VmHWM {vm.get('VmHWM')} MiB, VmPeak {vm.get('VmPeak')} "
+          f"MiB); MAE duration {mae['duration']} min, fare ${mae['fare']};"
           f" load average {load_before[0]:.1f} -> {result['loadavg_after'][0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -3,7 +3,10 @@
 # Not part of `make test`: it needs real TLC months (default: the shared eight months next to
 # this checkout) and minutes of CPU. The scale run tiles them TILE times (replicated real rows,
 # marked with a `replica` column) and runs under an address-space cap (prlimit --as, i.e.
-# ulimit -v: systemd-run has no D-Bus here and the memory cgroup is not ours to create).
+# ulimit -v): an RSS cap needs a memory cgroup, and here cgroup v2 has no memory controller,
+# the v1 memory hierarchy belongs to the machine's process manager and there is no systemd
+# for `systemd-run -p MemoryMax`. The address space is stricter than RSS (it counts reserved,
+# untouched memory), so MALLOC_ARENA_MAX=2 keeps glibc from reserving 64 MiB per thread.
 
 TRAIN_DATA ?= $(CURDIR)/../shared/data/tlc
 TILE ?= 10
@@ -18,5 +21,5 @@ bench-train: setup ## Training rows/s per stage and peak memory: shared months, 
 	  "fetches months). Nothing measured." >&2; exit 2; }
 	@mkdir -p $(BENCH_TRAIN_DIR)
 	$(PY) -m benchmarks.train_bench --data "$(TRAIN_DATA)" --json $(BENCH_TRAIN_DIR)/months.json
-	prlimit --as=$$(numfmt --from=iec $(TRAIN_CAP)) -- $(PY) -m benchmarks.train_bench \
+	MALLOC_ARENA_MAX=2 prlimit --as=$$(numfmt --from=iec $(TRAIN_CAP)) -- $(PY) -m benchmarks.train_bench \
 	  --data "$(TRAIN_DATA)" --tile $(TILE) --json $(BENCH_TRAIN_DIR)/tiled.json

@@ -40,20 +40,22 @@ def _month(value: str | None, name: str) -> str | None:
 
 
 @app.command()
-def validate(data: DataOpt = None, out_dir: Path = ARTIFACTS / "validation") -> None:
-    """Validate trip files: write the quarantine (with reasons) and print the rule summary."""
-    import pandas as pd
-
-    from training.data import read_trips
+def validate(data: DataOpt = None, out_dir: Path = ARTIFACTS / "validation",
+             chunk_rows: Annotated[int | None, typer.Option(
+                 min=1_000, help="raw rows validated at a time (default: "
+                 "TAXI_TRAIN_CHUNK_ROWS)")] = None) -> None:
+    """Validate trip files chunk by chunk: write the quarantine (parquet parts under
+    OUT_DIR/quarantine.parquet/, each row with its reasons) and print the rule summary."""
+    from training.bounded import ingest_validate
     from training.pipeline import discover
-    from training.validate import validate as run
+    from training.settings import TrainScaleSettings
 
     files = discover(data or [SAMPLE_DIR])
-    result = run(pd.concat([read_trips(f) for f in files], ignore_index=True))
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
-    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2))
-    out.print_json(data={k: v for k, v in result.summary.items() if k != "rules"})
+    summary = ingest_validate(files, out_dir, chunk_rows or TrainScaleSettings().chunk_rows,
+                              keep_clean=False)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    out.print_json(data={k: v for k, v in summary.items() if k != "rules"})
 
 
 @app.command()

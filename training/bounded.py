@@ -19,6 +19,7 @@ Same steps and results as ``pipeline.prepare``, but no step holds all the trips:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -62,31 +63,47 @@ def _raw_chunks(path: Path, chunk_rows: int):
             first += len(frame)
 
 
-def ingest_validate(files: list[Path], ds_dir: Path, chunk_rows: int) -> dict:
-    """Validate every file chunk by chunk into ``clean/`` and ``quarantine.parquet/`` parts."""
-    clean_dir, quarantine_dir = ds_dir / "clean", ds_dir / "quarantine.parquet"
-    for d in (clean_dir, quarantine_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    rows_in = rows_clean = rows_bad = 0
+def _fresh(directory: Path) -> Path:
+    """An empty directory: parts left by an earlier run (another chunk size, other files)
+    must not be read as this run's."""
+    if directory.is_dir():
+        shutil.rmtree(directory)
+    elif directory.exists():
+        directory.unlink()  # a single-file quarantine.parquet written before chunking
+    directory.mkdir(parents=True)
+    return directory
+
+
+def ingest_validate(files: list[Path], ds_dir: Path, chunk_rows: int,
+                    keep_clean: bool = True) -> dict:
+    """Validate every file chunk by chunk into ``quarantine.parquet/`` parts (each quarantined
+    row with its reasons) and, with ``keep_clean``, ``clean/`` parts; returns the summary, the
+    sum of the chunks' counts (every rule is row-local, so chunking changes no count)."""
+    quarantine_dir = _fresh(ds_dir / "quarantine.parquet")
+    clean_dir = _fresh(ds_dir / "clean") if keep_clean else None
+    rows_in = rows_clean = rows_bad = chunks = 0
     by_rule = dict.fromkeys(RULES, 0)
     by_file: dict[str, int] = {}
     for path in files:
         for k, (first, raw) in enumerate(_raw_chunks(Path(path), chunk_rows)):
             result = validate(normalise(raw, Path(path).name, first))
+            del raw
             part = f"{Path(path).stem}-{k:05d}.parquet"
             result.quarantine.to_parquet(quarantine_dir / part, index=False)
-            if len(result.clean):
+            if clean_dir is not None and len(result.clean):
                 add_trip_columns(result.clean).to_parquet(clean_dir / part, index=False)
             s = result.summary
             rows_in, rows_clean = rows_in + s["rows_in"], rows_clean + s["rows_clean"]
             rows_bad += s["rows_quarantined"]
+            chunks += 1
             by_rule = {code: by_rule[code] + s["by_rule"][code] for code in by_rule}
             if s["rows_quarantined"]:
                 by_file[Path(path).name] = by_file.get(Path(path).name, 0) + s["rows_quarantined"]
     assert rows_clean + rows_bad == rows_in
     return {"rules_version": RULES_VERSION, "rows_in": rows_in, "rows_clean": rows_clean,
             "rows_quarantined": rows_bad, "by_rule": by_rule, "rules": RULES,
-            "files": [Path(f).name for f in files], "by_file": by_file}
+            "files": [Path(f).name for f in files], "by_file": by_file,
+            "chunks": chunks, "chunk_rows": chunk_rows}
 
 
 def _connect(memory: str, spill_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -133,7 +150,7 @@ def feature_tables(clean_dir: Path, cfg: FeatureConfig, memory: str,
 
 def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:
     """Feast's point-in-time join, one clean part at a time; returns the rows joined."""
-    joined_dir.mkdir(parents=True, exist_ok=True)
+    _fresh(joined_dir)
     rows = 0
     for part in sorted(clean_dir.glob("*.parquet")):
         trips = pd.read_parquet(part)
@@ -149,33 +166,44 @@ def join_parts(fs, clean_dir: Path, joined_dir: Path, geo: ZoneGeo) -> int:
 
 # Raw columns nothing reads after validation and the feature snapshots: not loaded for training.
 _UNUSED = ("month", "total_amount", "vendorid", "payment_type", "ratecodeid", "taxi_type",
-           "dropoff_local", "speed_mph", "fare_per_mile")
+           "dropoff_local", "dropoff_utc", "speed_mph", "fare_per_mile", "event_timestamp")
 
 
 def load_window(joined_dir: Path, eval_month: str | None, train_from: str | None,
                 max_rows: int, memory: str, spill_dir: Path,
-                eval_rows: int | None = None) -> pd.DataFrame:
+                eval_rows: int | None = None, batch_rows: int = 100_000) -> pd.DataFrame:
     """The newest ``max_rows`` training trips plus a sample of at most ``eval_rows`` trips
-    (default ``max_rows``) of the evaluation month."""
+    (default ``max_rows``) of the evaluation month.
+
+    Memory depends on the budgets, not on the data: DuckDB picks each part with a top-N (a
+    heap of N rows, whatever the number of trips) and orders the result itself (spilling
+    beyond ``memory``); it streams out in Arrow record batches of ``batch_rows``, and the
+    columns become pandas columns one at a time, each Arrow buffer freed once converted,
+    so the window is in memory about once."""
+    import pyarrow as pa
+
     con = _connect(memory, spill_dir)
     present = {r[0] for r in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
     ).fetchall()}
     unused = ", ".join(c for c in _UNUSED if c in present)
     src = f"read_parquet('{joined_dir}/*.parquet', union_by_name=true)"
-    eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchone()[0]
+    # fetchall: a half-read execute() result blocks the streamed query below
+    eval_month = eval_month or con.execute(f"SELECT max(month) FROM {src}").fetchall()[0][0]
     since = f"AND month >= '{train_from}'" if train_from else ""
-    train = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month < $m {since}
-        ORDER BY pickup_utc DESC, source_file DESC, source_row DESC LIMIT {max_rows}""",
-                        {"m": eval_month}).df()
-    test = con.execute(f"""SELECT * EXCLUDE ({unused}) FROM {src} WHERE month = $m
-        ORDER BY hash(source_file, source_row) LIMIT {eval_rows or max_rows}""",
-                       {"m": eval_month}).df()
-    con.close()
     # oldest first, ties in file order: the in-memory pipeline's order, so that bagging draws
     # the same rows and an unsampled window trains the same boosters
-    order = ["pickup_utc", "source_file", "source_row"]
-    return pd.concat([train.iloc[::-1], test.sort_values(order)], ignore_index=True)
+    reader = con.sql(f"""SELECT * EXCLUDE (part) FROM (
+        (SELECT * EXCLUDE ({unused}), 0 AS part FROM {src} WHERE month < $m {since}
+         ORDER BY pickup_utc DESC, source_file DESC, source_row DESC LIMIT {max_rows})
+        UNION ALL
+        (SELECT * EXCLUDE ({unused}), 1 AS part FROM {src} WHERE month = $m
+         ORDER BY hash(source_file, source_row) LIMIT {eval_rows or max_rows}))
+        ORDER BY part, pickup_utc, source_file, source_row""",
+                     params={"m": eval_month}).to_arrow_reader(batch_rows)
+    table = pa.Table.from_batches(list(reader), schema=reader.schema)
+    con.close()
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def prepare_bounded(files: list[Path], zones_csv: Path, repo: Path, redis_url: str,

@@ -96,19 +96,36 @@ def derive(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return cols
 
 
-def matrix(cols: Mapping[str, np.ndarray], columns: list[str], n: int) -> np.ndarray:
-    """An n x len(columns) float64 matrix in the booster's column order (absent -> NaN)."""
-    out = np.full((n, len(columns)), np.nan)
+def matrix(cols: Mapping[str, np.ndarray], columns: list[str], n: int,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """An n x len(columns) float64 matrix in the booster's column order (absent -> NaN),
+    written into ``out`` when given (a slice of a bigger matrix)."""
+    out = np.full((n, len(columns)), np.nan) if out is None else out
     for j, name in enumerate(columns):
-        if name in cols:
-            out[:, j] = cols[name]
+        out[:, j] = cols[name] if name in cols else np.nan
     return out
 
 
-def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """A training/evaluation frame as the column mapping ``derive`` and ``matrix`` take."""
-    return {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in frame.columns
+# What ``derive`` reads besides a booster's own columns
+DERIVE_INPUTS = frozenset({"trip_distance", "centroid_miles", "route_stats__r_distance_median",
+                           "pickup_traffic__zh_speed_median", "pickup_zone__z_speed_median",
+                           "pickup_traffic__zh_fare_per_mile_median",
+                           "pickup_zone__z_fare_per_mile_median",
+                           "dropoff_zone__z_fare_per_mile_median"})
+
+
+def frame_columns(frame: pd.DataFrame, names=None) -> dict[str, np.ndarray]:
+    """A training/evaluation frame as the column mapping ``derive`` and ``matrix`` take;
+    ``names`` limits it to those columns (a float64 copy of every column of a 1M-trip frame
+    is most of training's memory)."""
+    keep = frame.columns if names is None else [c for c in frame.columns if c in names]
+    return {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in keep
             if pd.api.types.is_numeric_dtype(frame[c])}
+
+
+def inputs_of(columns: list[str]) -> frozenset[str]:
+    """The frame columns ``derive`` + ``matrix`` need for a booster's ``columns``."""
+    return frozenset(columns) | DERIVE_INPUTS
 
 
 def feature_columns(feast_columns: list[str]) -> list[str]:

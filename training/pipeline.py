@@ -137,12 +137,22 @@ def point_in_time_features(fs, trips: pd.DataFrame) -> pd.DataFrame:
     return joined.sort_values("trip_idx").set_index("trip_idx").rename_axis(None)
 
 
-def split_by_month(trips: pd.DataFrame, eval_month: str | None):
-    """Train on the months before the evaluation month (default: the latest)."""
+def _rows(trips: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``trips[mask]``, as a slice (no copy) when the rows are contiguous: the bounded
+    window is ordered training trips, then evaluation trips."""
+    where = np.flatnonzero(mask.to_numpy())
+    if len(where) and where[-1] - where[0] + 1 == len(where):
+        return trips.iloc[where[0]:where[-1] + 1]
+    return trips[mask]
+
+
+def split_by_month(trips: pd.DataFrame, eval_month: str | None, train_from: str | None = None):
+    """Train on the months before the evaluation month (default: the latest), from
+    ``train_from`` when given (one mask: each part is copied once)."""
     month = trips["pickup_local"].dt.to_period("M").astype(str)
     eval_month = eval_month or month.max()
-    train = trips[month < eval_month]
-    test = trips[month == eval_month]
+    in_train = (month < eval_month) & ((month >= train_from) if train_from else True)
+    train, test = _rows(trips, in_train), _rows(trips, month == eval_month)
     if train.empty or test.empty:
         raise ValueError(f"need trips before and in the evaluation month {eval_month}; "
                          f"months present: {sorted(month.unique())}")
@@ -153,9 +163,7 @@ def train_and_evaluate(prep: Prepared, eval_month: str | None, tcfg: TrainConfig
                        train_from: str | None = None, fit=fit_lightgbm) -> dict:
     """Fit both targets, then evaluate them (with and without distance) and the baselines.
     ``fit`` trains one booster (training.distributed gives one that trains on a Dask cluster)."""
-    train, test, eval_month = split_by_month(prep.trips, eval_month)
-    if train_from:
-        train = train[train["pickup_local"].dt.to_period("M").astype(str) >= train_from]
+    train, test, eval_month = split_by_month(prep.trips, eval_month, train_from)
     columns = {t: feature_columns(prep.feast_columns[t]) for t in TARGETS}
     boosters, fit_info = {}, {}
     for target in track(TARGETS, description="train", console=console):

@@ -19,7 +19,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from common.progress import rounds
-from training.model import CATEGORICAL, PER_MILE_TARGETS, derive, frame_columns, matrix
+from training.model import (
+    CATEGORICAL,
+    PER_MILE_TARGETS,
+    derive,
+    frame_columns,
+    inputs_of,
+    matrix,
+)
 
 LABEL = {"duration": "duration_s", "fare": "fare_amount"}
 PLAIN_COLUMNS = ["pickup_zone_id", "dropoff_zone_id", "hour", "weekday", "trip_distance"]
@@ -69,8 +76,18 @@ def with_and_without_distance(frame: pd.DataFrame) -> pd.DataFrame:
 
 def design(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The booster's input matrix for a frame (same code path as serving)."""
-    return pd.DataFrame(matrix(derive(frame_columns(frame)), columns, len(frame)),
-                        columns=columns)
+    return pd.DataFrame(matrix(derive(frame_columns(frame, inputs_of(columns))), columns,
+                               len(frame)), columns=columns)
+
+
+def stacked_design(cols: dict[str, np.ndarray], columns: list[str]) -> pd.DataFrame:
+    """``design(with_and_without_distance(frame), columns)`` from the frame's input columns,
+    written straight into one matrix: no copy of the frame, one float64 matrix in memory."""
+    n = len(cols["trip_distance"])
+    out = np.empty((2 * n, len(columns)))
+    matrix(derive(dict(cols)), columns, n, out=out[:n])
+    matrix(derive(dict(cols, trip_distance=np.full(n, np.nan))), columns, n, out=out[n:])
+    return pd.DataFrame(out, columns=columns, copy=False)
 
 
 def recency_weights(pickup_utc: pd.Series, half_life_days: float) -> np.ndarray:
@@ -92,14 +109,22 @@ def training_sets(frame: pd.DataFrame, columns: list[str], target: str,
                   cfg: TrainConfig) -> TrainingSets:
     """The newest ``holdout_fraction`` of trips hold out for early stopping; both parts are
     stacked with and without distance; fit rows weigh by recency."""
-    frame = frame.sort_values("pickup_utc", kind="stable")
-    cut = frame["pickup_utc"].quantile(1.0 - cfg.holdout_fraction)
-    fit, hold = frame[frame["pickup_utc"] < cut], frame[frame["pickup_utc"] >= cut]
-    fit, hold = with_and_without_distance(fit), with_and_without_distance(hold)
-    x_fit, x_hold = design(fit, columns), design(hold, columns)
-    y_fit, y_hold = fit[LABEL[target]].to_numpy(), hold[LABEL[target]].to_numpy()
-    w_fit = recency_weights(fit["pickup_utc"], cfg.half_life_days)
-    w_hold = np.ones(len(hold))
+    # Row for row what sorting the frame, splitting it and stacking each part with and
+    # without distance gives, built from index arrays and the input columns only (the frame
+    # is never copied: at 1M trips the copies were most of the peak memory).
+    pickup = frame["pickup_utc"]
+    order = np.argsort(pickup.array.asi8, kind="stable")
+    cut = pickup.quantile(1.0 - cfg.holdout_fraction)
+    n_fit = int((pickup < cut).sum())
+    fit_idx, hold_idx = order[:n_fit], order[n_fit:]
+    cols = frame_columns(frame, inputs_of(columns))
+    label = frame[LABEL[target]].to_numpy(dtype="float64")
+    x_fit = stacked_design({c: a[fit_idx] for c, a in cols.items()}, columns)
+    x_hold = stacked_design({c: a[hold_idx] for c, a in cols.items()}, columns)
+    del cols
+    y_fit, y_hold = np.tile(label[fit_idx], 2), np.tile(label[hold_idx], 2)
+    w_fit = np.tile(recency_weights(pickup.iloc[fit_idx], cfg.half_life_days), 2)
+    w_hold = np.ones(len(x_hold))
     if target in PER_MILE_TARGETS:
         # |d * (pace_hat - pace)| is the original absolute error: weight by distance
         d_fit, d_hold = x_fit["eff_distance"].to_numpy(), x_hold["eff_distance"].to_numpy()
@@ -114,10 +139,11 @@ def fit_lightgbm(frame: pd.DataFrame, columns: list[str], target: str,
     sets = training_sets(frame, columns, target, cfg)
     (x_fit, y_fit, w_fit), (x_hold, y_hold, w_hold) = sets.fit, sets.hold
     cats = [c for c in CATEGORICAL if c in columns]
-    dtrain = lgb.Dataset(x_fit, label=y_fit, weight=w_fit, categorical_feature=cats,
-                         free_raw_data=False)
-    dvalid = lgb.Dataset(x_hold, label=y_hold, weight=w_hold, categorical_feature=cats,
-                         reference=dtrain)
+    # the matrices' own arrays (a DataFrame would be converted, i.e. copied, by LightGBM)
+    dtrain = lgb.Dataset(x_fit.to_numpy(), label=y_fit, weight=w_fit, feature_name=columns,
+                         categorical_feature=cats, free_raw_data=False)
+    dvalid = lgb.Dataset(x_hold.to_numpy(), label=y_hold, weight=w_hold, feature_name=columns,
+                         categorical_feature=cats, reference=dtrain)
     with rounds(f"fit {target} ({len(x_fit)} rows, up to {cfg.n_estimators} rounds)",
                 cfg.n_estimators) as progress:
         booster = lgb.train(cfg.lgb_params(target), dtrain, num_boost_round=cfg.n_estimators,

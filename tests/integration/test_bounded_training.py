@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from common.paths import FEATURE_REPO
-from training.bounded import prepare_bounded
+from training.bounded import load_window, prepare_bounded
 from training.data import read_trips
 from training.features import compute_feature_tables
 from training.pipeline import train_and_evaluate
@@ -87,6 +87,18 @@ def test_budget_keeps_the_newest_training_trips(bounded, prepared):
     assert left_out["pickup_utc"].max() <= train["pickup_utc"].min()
     # the evaluation sample is spread over the month, not its first days
     assert test["pickup_local"].dt.day.nunique() >= 25
+
+
+def test_the_window_defaults_to_the_latest_month(bounded):
+    # `python -m training pipeline` without --eval-month: the month comes from the data
+    _, ds_dir = bounded
+    trips = load_window(ds_dir / "joined", None, None, BUDGET, "256MB", ds_dir / "spill", 1_000)
+    month = trips["pickup_local"].dt.to_period("M").astype(str)
+    assert (month == "2023-02").sum() == 1_000 and (month == "2023-01").sum() == BUDGET
+    # ordered training trips first, oldest first; then the evaluation sample, oldest first
+    assert month.is_monotonic_increasing
+    for part in (trips[month == "2023-01"], trips[month == "2023-02"]):
+        assert part["pickup_utc"].is_monotonic_increasing
 
 
 def test_training_on_the_budget(bounded):
