@@ -40,7 +40,9 @@ def stage(ctx: Path) -> str:
     model = json.loads((STORE / "taxi-serve" / "champion.json").read_text())["tag"]
     _py("-m", "training", "compile", model, env=env)
     (ROOT / "artifacts").mkdir(exist_ok=True)
-    subprocess.run(["uv", "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+    from cluster.images import uv_bin
+
+    subprocess.run([uv_bin(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
                     "-q", "-o", "artifacts/bento-requirements.txt"], cwd=ROOT, check=True)
     _py("-m", "bentoml", "build", "-f", "bentofile.yaml", env={**env, "TAXI_MODEL_TAG": model})
     bento = _py("-m", "bentoml", "get", "taxi_serve:latest", "-o", "path", env=env,
