@@ -152,10 +152,11 @@ def local_service(image_store, features, tmp_path_factory):
     features are in the bridge Redis already) on the model the image carries, on loopback."""
     http_port, grpc_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("make-serve") / "service.log"
-    env = {**os.environ, "BENTOML_HOME": str(image_store), "REDIS_URL": features,
+    # Settings rejects unknown TAXI_* variables, and TAXI_IMAGE_TESTS is this suite's own
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TAXI_")},
+           "BENTOML_HOME": str(image_store), "REDIS_URL": features,
            "TAXI_TRACK": "image", "TAXI_HOST": "127.0.0.1", "TAXI_HTTP_PORT": str(http_port),
            "TAXI_GRPC_PORT": str(grpc_port), "BENTOML_DO_NOT_TRACK": "true"}
-    env.pop("TAXI_MODEL_TAG", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "service", "--no-materialize"], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
