@@ -6,7 +6,7 @@ ARG UV_VERSION=0.13.9
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib OMP_NUM_THREADS=1
 RUN command -v tini >/dev/null || { apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; }
+      apt-get install -y -qq --no-install-recommends tini && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; }
 RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \

@@ -11,7 +11,7 @@ ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; command -v ld >/dev/null || \
       pkgs="$pkgs binutils"; ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
+      apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \

@@ -14,7 +14,7 @@ ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; \
     ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
+      apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 # The Bento's locked requirements, less mypy (a type checker that a SQLAlchemy extra of Feast
 # pulls in; serving never imports it). llvmlite and lleaves stay: the compiled trees' manifest
 # is checked against their versions when the service loads them.
