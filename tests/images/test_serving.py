@@ -62,6 +62,7 @@ def test_grpc_answers_equal_make_serve(serving, local_service, trips, daemon):
     cid, base = serving
     one, batch = _grpc(f"{container_ip(daemon, cid)}:50051", trips)
     expected_one, expected_batch = _grpc(local_service.grpc, trips)
+    assert not [p for p in one if p.get("degraded")], [p for p in one if p.get("degraded")][:3]
     assert len(one) == len(trips) and one == expected_one
     assert batch == expected_batch == one
 
