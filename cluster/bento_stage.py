@@ -31,7 +31,12 @@ def _py(*args: str, env: dict, capture: bool = False) -> str:
 
 def stage(ctx: Path) -> str:
     """Fill ``ctx`` for images/serving.Dockerfile; returns the Bento tag."""
-    env = {**os.environ, "BENTOML_HOME": str(STORE), "BENTOML_DO_NOT_TRACK": "true"}
+    from cluster.images import uv_bin
+
+    # `bentoml build` runs uv from PATH (and tries pip, absent in a uv venv, without it)
+    path = f"{Path(uv_bin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "BENTOML_HOME": str(STORE), "BENTOML_DO_NOT_TRACK": "true",
+           "PATH": path}
     env.pop("TAXI_MODEL_TAG", None)
     STORE.mkdir(parents=True, exist_ok=True)
     if subprocess.run([sys.executable, "-m", "training", "champion"], cwd=ROOT, env=env,
@@ -40,7 +45,7 @@ def stage(ctx: Path) -> str:
     model = json.loads((STORE / "taxi-serve" / "champion.json").read_text())["tag"]
     _py("-m", "training", "compile", model, env=env)
     (ROOT / "artifacts").mkdir(exist_ok=True)
-    subprocess.run(["uv", "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+    subprocess.run([uv_bin(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
                     "-q", "-o", "artifacts/bento-requirements.txt"], cwd=ROOT, check=True)
     _py("-m", "bentoml", "build", "-f", "bentofile.yaml", env={**env, "TAXI_MODEL_TAG": model})
     bento = _py("-m", "bentoml", "get", "taxi_serve:latest", "-o", "path", env=env,

@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -206,8 +207,11 @@ def down(grace: float = 30.0) -> list[str]:
         # dockerd runs with --ip-forward=false; something else changed it. Say so, leave it.
         done.append(f"note: ip_forward is now {forward.read_text().strip()}, "
                     f"was {state['ip_forward']} (not changed by this daemon)")
-    with contextlib.suppress(OSError):
-        Path(state["exec_root"]).rmdir()
+    exec_root = Path(state["exec_root"])
+    # containerd leaves sockets and state directories there; nothing may still be mounted
+    if exec_root.exists() and str(exec_root) not in Path("/proc/mounts").read_text():
+        shutil.rmtree(exec_root, ignore_errors=True)
+        done.append(f"removed {exec_root}")
     _state_file().unlink(missing_ok=True)
     return done
 

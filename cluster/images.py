@@ -101,8 +101,13 @@ def build_base(daemon: docker.Daemon, force: bool = False) -> str:
     return BASE_REF
 
 
+def uv_bin() -> str:
+    """uv as make finds it: $UV, then PATH, then the private copy `make setup` installs."""
+    return os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "uv" / "bin" / "uv")
+
+
 def _export(args: list[str], out: Path) -> None:
-    subprocess.run(["uv", "export", "--frozen", "--no-hashes", "--no-emit-project", "-q",
+    subprocess.run([uv_bin(), "export", "--frozen", "--no-hashes", "--no-emit-project", "-q",
                     "-o", str(out), *args], cwd=ROOT, check=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, IPvAnyAddress, model_validator
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     model_wait_s: float = Field(default=0.0, ge=0, le=86_400,
                                 description="seconds `python -m service` waits for its model to "
                                 "appear in the store (a fresh install's bootstrap Job) first")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="level of the service's own loggers (taxi.*)")
     http_port: int = Field(default=3000, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="0 disables gRPC")
     header_timeout_s: float = Field(

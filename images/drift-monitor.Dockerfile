@@ -2,19 +2,11 @@
 # No "# syntax" line: BuildKit would pull a frontend image, and no registry is reachable here.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
-ARG VERSION=0.0.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/taxi-serve/taxi-serve
 ARG UV_VERSION=0.13.9
-LABEL org.opencontainers.image.title="taxi-serve-drift-monitor" \
-      org.opencontainers.image.description="taxi-serve drift monitor (Alibi Detect)" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.version="${VERSION}"
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib OMP_NUM_THREADS=1
 RUN command -v tini >/dev/null || { apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; }
+      apt-get install -y -qq --no-install-recommends tini && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; }
 RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \
@@ -28,6 +20,16 @@ RUN --mount=type=secret,id=ca \
       -exec rm -rf {} +
 COPY drift_monitor /opt/taxi/app/drift_monitor
 WORKDIR /opt/taxi/app
+# Version and revision last: a build argument invalidates the cache of every RUN after it,
+# so a new commit must not reinstall the dependencies.
+ARG VERSION=0.0.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/taxi-serve/taxi-serve
+LABEL org.opencontainers.image.title="taxi-serve-drift-monitor" \
+      org.opencontainers.image.description="taxi-serve drift monitor (Alibi Detect)" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}"
 USER 10001:10001
 EXPOSE 9102
 ENTRYPOINT ["tini", "--"]

@@ -3,15 +3,7 @@
 # No "# syntax" line: BuildKit would pull a frontend image, and no registry is reachable here.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
-ARG VERSION=0.0.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/taxi-serve/taxi-serve
 ARG UV_VERSION=0.13.9
-LABEL org.opencontainers.image.title="taxi-serve-job" \
-      org.opencontainers.image.description="taxi-serve pipeline, materialize and retrain jobs" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.version="${VERSION}"
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp BENTOML_HOME=/models/bentoml
 # tini (PID 1), binutils (`ld` links the compiled trees), libgomp1 (LightGBM's OpenMP), from
@@ -19,7 +11,7 @@ ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; command -v ld >/dev/null || \
       pkgs="$pkgs binutils"; ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
+      apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 RUN --mount=type=secret,id=ca \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     set -eu; if [ -s /run/secrets/ca ]; then \
@@ -34,6 +26,16 @@ RUN --mount=type=secret,id=ca \
 COPY helm-bin /usr/local/bin/helm
 COPY --chown=0:0 . /opt/taxi/app
 WORKDIR /opt/taxi/app
+# Version and revision last: a build argument invalidates the cache of every RUN after it,
+# so a new commit must not reinstall the dependencies.
+ARG VERSION=0.0.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/taxi-serve/taxi-serve
+LABEL org.opencontainers.image.title="taxi-serve-job" \
+      org.opencontainers.image.description="taxi-serve pipeline, materialize and retrain jobs" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}"
 USER 10001:10001
 ENTRYPOINT ["tini", "--"]
 CMD ["python", "-m", "retrain", "--help"]

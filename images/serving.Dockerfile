@@ -4,16 +4,7 @@
 # Context: staged by cluster/images.py (bento/ and store/, see cluster/bento_stage.py).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
-ARG VERSION=0.0.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/taxi-serve/taxi-serve
 ARG UV_VERSION=0.13.9
-LABEL org.opencontainers.image.title="taxi-serve" \
-      org.opencontainers.image.description="NYC taxi trip duration and fare: HTTP and gRPC" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
 # HOME and TMPDIR on /tmp: the root filesystem is read-only in pods (/tmp is a volume).
 ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH} HOME=/tmp BENTOML_HOME=/opt/taxi/bentoml \
@@ -23,7 +14,7 @@ ENV BENTOML_DO_NOT_TRACK=true PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; \
     ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
-      apt-get install -y -qq --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi
+      apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 # The Bento's locked requirements, less mypy (a type checker that a SQLAlchemy extra of Feast
 # pulls in; serving never imports it). llvmlite and lleaves stay: the compiled trees' manifest
 # is checked against their versions when the service loads them.
@@ -46,6 +37,17 @@ RUN --mount=type=secret,id=ca \
 COPY bento/src /opt/taxi/app
 COPY store /opt/taxi/bentoml
 WORKDIR /opt/taxi/app
+# Version and revision last: a build argument invalidates the cache of every RUN after it,
+# so a new commit must not reinstall the dependencies.
+ARG VERSION=0.0.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/taxi-serve/taxi-serve
+LABEL org.opencontainers.image.title="taxi-serve" \
+      org.opencontainers.image.description="NYC taxi trip duration and fare: HTTP and gRPC" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:10001
 EXPOSE 3000 50051
 ENTRYPOINT ["tini", "--"]

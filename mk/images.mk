@@ -33,7 +33,7 @@ base-image: setup docker-tools ## Build the Debian bookworm base image with debo
 
 # The job image carries helm (from mk/k8s.mk); the serving image is staged from a Bento.
 images: setup docker-tools base-image k8s-tools ## Build the serving, drift-monitor and job images
-	$(PY) -m cluster.images build --base $(BASE_IMAGE) $(IMAGE_NAMES)
+	UV=$(UV) $(PY) -m cluster.images build --base $(BASE_IMAGE) $(IMAGE_NAMES)
 
 image-refs: setup ## Print the image references `make images` produces at this commit
 	@for n in $(IMAGE_NAMES); do $(PY) -m cluster.images ref $$n; done

@@ -86,6 +86,8 @@ class TaxiService:
 
     def __init__(self) -> None:
         self.settings = Settings()
+        # BentoML leaves the root logger at WARNING; the chart's logLevel applies to ours.
+        logging.getLogger("taxi").setLevel(self.settings.log_level)
         if not self.settings.redis_url:
             raise RuntimeError("REDIS_URL is not set: `python -m service` starts a local Redis")
         try:

@@ -149,7 +149,7 @@ def test_config_checksum_follows_config_not_rollout_values():
                 ["checksum/config"] for d in by_kind(docs, "Deployment")
                 if "checksum/config" in d["spec"]["template"]["metadata"]["annotations"]}
     base = checksum()
-    assert checksum("env.TAXI_FEATURE_TIMEOUT_MS=20") != base
+    assert checksum("env.TAXI_REDIS_TIMEOUT_MS=20") != base
     assert checksum("redis.url=redis://other:6379/0") != base
     assert checksum("rollout.blueGreen.activeColor=green") == base
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.images.conftest import UID
+from tests.images.conftest import UID, container_ip
 
 pytestmark = pytest.mark.images
 
@@ -72,3 +73,30 @@ def test_drift_image_evaluates_the_served_predictions(daemon, refs, serving, ima
     verdicts = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert any(v.get("model_version") == version for v in verdicts), \
         (out.stdout, out.stderr[-2000:])
+
+
+def test_drift_monitor_exits_on_sigterm_within_the_grace_period(daemon, refs, bridge_redis,
+                                                                 image_store):
+    """`run` (the Deployment's command) serves /metrics; SIGTERM stops it cleanly, well
+    within the chart's 30 s grace period, instead of waiting to be killed."""
+    cid = daemon.docker("run", "-d", "--read-only", "--tmpfs", f"/tmp:uid={UID},gid={UID}",
+                        "-v", f"{image_store}:/models:ro", "-e", f"REDIS_URL={bridge_redis}",
+                        "-e", "BENTOML_HOME=/models", refs["drift-monitor"]).stdout.strip()
+    try:
+        ip = container_ip(daemon, cid)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"http://{ip}:9102/metrics", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            running = daemon.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip()
+            assert running == "true" and time.monotonic() < deadline, \
+                daemon.docker("logs", cid, check=False).stderr[-3000:]
+            time.sleep(1)
+        daemon.docker("kill", "--signal", "TERM", cid)
+        code = daemon.docker("wait", cid, timeout=30).stdout.strip()
+        assert code == "0", daemon.docker("logs", cid, check=False).stderr[-3000:]
+    finally:
+        daemon.docker("rm", "-f", cid, check=False)

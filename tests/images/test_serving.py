@@ -1,44 +1,24 @@
-"""The serving image under `docker run --read-only`: the same answers as the in-process service
-on 100 real trips over HTTP and gRPC, and a SIGTERM that drains the request in flight."""
+"""The serving image under `docker run --read-only`: the same answers as `make serve` (a local
+`python -m service` on the model the image carries) on 100 real trips over HTTP and gRPC, and a
+SIGTERM that drains the request in flight."""
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 
 import grpc
 import httpx
 import pandas as pd
 import pytest
+from google.protobuf.json_format import MessageToDict
 
 from common.paths import SAMPLE_DIR
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 from tests.images.conftest import container_ip, start_serving
 
 pytestmark = pytest.mark.images
-
-# In-process answers from the model the image carries (its store copied out of the image),
-# with compiled trees as the image serves them; run apart because BENTOML_HOME is read once.
-IN_PROCESS = """
-import asyncio, json, sys
-import httpx
-from service.http_app import create_app
-from service.predictor import Predictor
-from training.register import load_bundle, resolve_tag
-url, trips = sys.argv[1], json.load(sys.stdin)
-bundle = load_bundle(resolve_tag("taxi_trip:champion"), compiled=True)
-assert bundle.engine == "compiled", bundle.engine
-predictor = Predictor(bundle, url, "image", timeout_s=5.0)
-app = create_app(lambda: predictor)
-async def go():
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return [(await client.post("/predict", json=t)).json() for t in trips]
-print(json.dumps(asyncio.run(go())))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -56,33 +36,35 @@ def trips() -> list[dict]:
             for i, r in enumerate(rows.itertuples())]
 
 
-def test_http_answers_equal_the_in_process_service(serving, trips, image_store, features):
+def test_http_answers_equal_make_serve(serving, local_service, trips):
     cid, base = serving
     with httpx.Client(timeout=30) as client:
         served = [client.post(f"{base}/predict", json=t).json() for t in trips]
-    out = subprocess.run([sys.executable, "-c", IN_PROCESS, features], input=json.dumps(trips),
-                         capture_output=True, text=True, timeout=300, check=False,
-                         env={**__import__("os").environ, "BENTOML_HOME": str(image_store)})
-    assert out.returncode == 0, out.stderr[-3000:]
-    expected = json.loads(out.stdout.splitlines()[-1])
+        expected = [client.post(f"{local_service.http}/predict", json=t).json() for t in trips]
     assert all(a["degraded"] == [] for a in served), [a for a in served if a["degraded"]][:3]
     assert served == expected
 
 
-def test_grpc_answers_equal_http(serving, trips, daemon):
-    cid, base = serving
-    with httpx.Client(timeout=30) as client:
-        http = client.post(f"{base}/predict_batch", json={"trips": trips}).json()["predictions"]
-    channel = grpc.insecure_channel(f"{container_ip(daemon, cid)}:50051")
+def _grpc(address: str, trips: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Each trip by Predict, then all of them by PredictBatch."""
+    channel = grpc.insecure_channel(address)
     try:
-        reply = taxi_pb2_grpc.TripPredictorStub(channel).PredictBatch(
-            taxi_pb2.PredictBatchRequest(trips=[taxi_pb2.PredictRequest(**t) for t in trips]),
-            timeout=30)
+        stub = taxi_pb2_grpc.TripPredictorStub(channel)
+        requests = [taxi_pb2.PredictRequest(**t) for t in trips]
+        one = [MessageToDict(stub.Predict(r, timeout=30)) for r in requests]
+        batch = stub.PredictBatch(taxi_pb2.PredictBatchRequest(trips=requests), timeout=30)
+        return one, [MessageToDict(p) for p in batch.predictions]
     finally:
         channel.close()
-    rpc = [{"request_id": p.request_id, "duration_seconds": p.duration_seconds,
-            "fare_usd": p.fare_usd, "model_version": p.model_version} for p in reply.predictions]
-    assert rpc == [{k: p[k] for k in rpc[0]} for p in http]
+
+
+def test_grpc_answers_equal_make_serve(serving, local_service, trips, daemon):
+    cid, base = serving
+    one, batch = _grpc(f"{container_ip(daemon, cid)}:50051", trips)
+    expected_one, expected_batch = _grpc(local_service.grpc, trips)
+    assert not [p for p in one if p.get("degraded")], [p for p in one if p.get("degraded")][:3]
+    assert len(one) == len(trips) and one == expected_one
+    assert batch == expected_batch == one
 
 
 def test_serves_compiled_trees_as_non_root_from_a_read_only_root(serving, daemon):

@@ -64,14 +64,6 @@ env:
   - name: TAXI_TRACK
     value: {{ .track | quote }}
 {{- end }}
-  - name: TAXI_POD_NAME
-    valueFrom:
-      fieldRef:
-        fieldPath: metadata.name
-  - name: TAXI_NAMESPACE
-    valueFrom:
-      fieldRef:
-        fieldPath: metadata.namespace
 {{- end }}
 
 {{/* Mounts: a writable /tmp (the root filesystem is read-only) and the model store. */}}
