@@ -44,6 +44,8 @@ CONTROLLERS = (
     "serviceaccount,serviceaccount-token,namespace,persistentvolume-binder,pvc-protection,"
     "pv-protection,disruption"
 )
+# A real kubelet registers its Node tainted not-ready; this controller lifts the taint.
+REAL_NODE_CONTROLLERS = ",nodelifecycle"
 
 
 def find_binary(name: str) -> str:
@@ -206,7 +208,8 @@ def up(state_dir: Path, node_kind: str = "sim") -> dict:
             find_binary("kube-controller-manager"),
             f"--kubeconfig={state_dir / 'controller-manager.kubeconfig'}",
             "--port=0", "--secure-port=0", "--leader-elect=false",
-            f"--controllers={CONTROLLERS}",
+            f"--controllers={CONTROLLERS}"
+            f"{REAL_NODE_CONTROLLERS if node_kind == 'real' else ''}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", "--v=1",

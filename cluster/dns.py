@@ -5,11 +5,12 @@ address (kubelet's --cluster-dns) from a hosts directory, and this loop keeps on
 step with the Services (dnsmasq re-reads --hostsdir on change). dnsmasq runs with --no-resolv
 and answers cluster.local itself: a lookup never leaves the host.
 
-    python -m cluster.dns sync --kubeconfig K --hosts-dir D
+    python cluster/dns.py --kubeconfig K --hosts-dir D
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,8 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 
 def dnsmasq_cmd(address: str, hosts_dir: Path, pid_file: Path) -> list[str]:
-    return ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+    binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"  # sbin is not on every PATH
+    return [binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
             f"--listen-address={address}", "--bind-interfaces", "--except-interface=lo",
             f"--hostsdir={hosts_dir}", f"--local=/{DOMAIN}/", "--domain-needed",
             "--bogus-priv", "--cache-size=0", f"--pid-file={pid_file}", "--user=root",

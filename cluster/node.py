@@ -112,7 +112,7 @@ def up(state_dir: Path, server: str, ca: Path, tokens: dict[str, str], spawn, fr
     hosts = work / "dns-hosts"
     hosts.mkdir(exist_ok=True)
     state["pids"]["dns-sync"] = spawn([
-        sys.executable, str(RUNTIME_DIR.parent / "dns.py"), "sync", "--kubeconfig",
+        sys.executable, str(RUNTIME_DIR.parent / "dns.py"), "--kubeconfig",
         str(state_dir / "kubeconfig"), "--hosts-dir", str(hosts)], logs / "dns-sync.log")
     state["pids"]["dnsmasq"] = spawn(
         dns.dnsmasq_cmd(daemon.gateway, hosts, work / "dnsmasq.pid"), logs / "dnsmasq.log")

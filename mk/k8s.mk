@@ -112,9 +112,12 @@ $(K8S_BIN)/kubelet $(K8S_BIN)/kube-scheduler $(K8S_BIN)/kube-proxy &:
 	fi
 	@for b in $(KUBE_NODE); do test -x $(K8S_BIN)/$$b || { echo "could not install $$b" >&2; exit 1; }; done
 
-node-tools: k8s-tools docker-tools $(K8S_BIN)/kubelet $(K8S_BIN)/kube-scheduler $(K8S_BIN)/kube-proxy ## Install kubelet, kube-scheduler, kube-proxy (and dockerd, gcc for the pause image)
-	@command -v gcc >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -qq --no-install-recommends gcc libc6-dev; }
+node-tools: k8s-tools docker-tools $(K8S_BIN)/kubelet $(K8S_BIN)/kube-scheduler $(K8S_BIN)/kube-proxy ## Install kubelet, kube-scheduler, kube-proxy (and dockerd, gcc for the pause image, dnsmasq for cluster DNS)
+	@if ! command -v gcc >/dev/null || [ ! -x /usr/sbin/dnsmasq ] || ! command -v conntrack >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends gcc libc6-dev dnsmasq-base conntrack; \
+	fi
 
 cluster-up: node-tools ## Start a real one-node cluster on 127.0.0.1 (control plane, kubelet on a private dockerd, scheduler, kube-proxy); kubeconfig in .cluster/kubeconfig
 	$(PY) cluster/controlplane.py up --node real

@@ -1,0 +1,171 @@
+"""`helm install` on an empty real cluster: the bootstrap Job trains the first model, every pod
+becomes Ready through its own probes run by the kubelet, `helm test` passes, and 300 real trips
+through the Service, over HTTP and gRPC, get the answers the in-process service gives with the
+same model store and the same Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import grpc
+import httpx
+import pandas as pd
+import pytest
+from conftest import VALUES, cluster_ip_routed, image_sets
+
+from common.paths import SAMPLE_DIR
+from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
+
+pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
+RELEASE = "taxi"
+SERVICE = f"{RELEASE}-taxi-serve"
+
+# In-process answers (the same code path as `make serve`) from a copy of the release's model
+# store, against the release's Redis; run apart because BENTOML_HOME is read once.
+IN_PROCESS = """
+import asyncio, json, sys
+import httpx
+from service.http_app import create_app
+from service.predictor import Predictor
+from training.register import load_bundle, resolve_tag
+url, track, trips = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+bundle = load_bundle(resolve_tag("taxi_trip:champion"), compiled=True)
+predictor = Predictor(bundle, url, track, timeout_s=5.0)
+app = create_app(lambda: predictor)
+async def go():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return [(await client.post("/predict", json=t)).json() for t in trips]
+print(json.dumps(asyncio.run(go())))
+"""
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster, node_namespace, image_refs):
+    """helm install --wait: returns once every Deployment is available (the serving pods only
+    after the bootstrap Job has trained, registered and compiled the first model)."""
+    started = time.monotonic()
+    out = node_cluster.helm(
+        "install", RELEASE, str(node_cluster_chart()), "-n", node_namespace,
+        "-f", str(VALUES / "real-node.yaml"), *image_sets(image_refs),
+        "--wait", "--timeout", "25m", check=False, timeout=1560)
+    if out.returncode != 0:
+        pods = node_cluster.kubectl("-n", node_namespace, "get", "pods", "-o", "wide",
+                                    check=False).stdout
+        jobs = node_cluster.kubectl("-n", node_namespace, "logs", "job/" + bootstrap_job(
+            node_cluster, node_namespace), "--tail=40", check=False)
+        pytest.fail(f"helm install failed: {out.stderr}\n{pods}\n{jobs.stdout}{jobs.stderr}")
+    node_cluster.timings["helm install to Ready (bootstrap Job included)"] = \
+        time.monotonic() - started
+    return node_namespace
+
+
+def node_cluster_chart():
+    from chartlib import REPO
+    return REPO / "helm" / "taxi-serve"
+
+
+def bootstrap_job(kube, namespace: str) -> str:
+    jobs = kube.get(namespace, "jobs")["items"]
+    return next((j["metadata"]["name"] for j in jobs if "bootstrap" in j["metadata"]["name"]),
+                "missing")
+
+
+def service_ip(kube, namespace: str, name: str, port: int) -> str:
+    ip = kube.get(namespace, "service", name)["spec"]["clusterIP"]
+    kube.wait_for(f"kube-proxy's rule for {ip}:{port}", lambda: cluster_ip_routed(ip, port), 30)
+    return ip
+
+
+def test_every_pod_is_ready_through_its_own_probes(node_cluster, release):
+    pods = node_cluster.get(release, "pods")["items"]
+    by_component = {}
+    for pod in pods:
+        component = pod["metadata"]["labels"].get("app.kubernetes.io/component", "?")
+        by_component.setdefault(component, []).append(pod)
+    assert sorted(by_component) == ["bootstrap", "drift-monitor", "redis", "serving"], \
+        sorted(by_component)
+    # The bootstrap Job's pod ran to completion: the first model exists because of it.
+    assert [p["status"]["phase"] for p in by_component["bootstrap"]] == ["Succeeded"]
+    assert len(by_component["serving"]) == 2
+    for component in ("serving", "drift-monitor", "redis"):
+        for pod in by_component[component]:
+            ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+            assert ready["Ready"] == "True", (component, pod["status"])
+            for status in pod["status"]["containerStatuses"]:
+                # A real container on the node's dockerd, started and passing its probes.
+                assert status["containerID"].startswith("docker://"), status
+                assert status["ready"] and status["started"], status
+            spec = pod["spec"]["containers"][0]
+            assert spec.get("readinessProbe"), f"{component} has no readiness probe"
+    # The serving pods' readiness is /readyz (models and features loaded), run by the kubelet.
+    serving = by_component["serving"][0]["spec"]["containers"][0]
+    assert serving["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_helm_test_passes_from_a_pod(node_cluster, release):
+    out = node_cluster.helm("test", RELEASE, "-n", release, "--logs", "--timeout", "5m",
+                            check=False, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    pod = node_cluster.get(release, "pod", f"{SERVICE}-test-predict")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert '"duration_seconds"' in out.stdout
+
+
+@pytest.fixture(scope="module")
+def trips() -> list[dict]:
+    """300 real February 2023 trips from the bundled sample, valid for the API."""
+    df = pd.read_parquet(SAMPLE_DIR / "green_tripdata_2023-02.parquet")
+    ok = (df.PULocationID.between(1, 263) & df.DOLocationID.between(1, 263)
+          & (df.trip_distance > 0) & (df.trip_distance <= 100))
+    rows = df[ok].sample(300, random_state=13)
+    return [{"pickup_zone_id": int(r.PULocationID), "dropoff_zone_id": int(r.DOLocationID),
+             "pickup_datetime": r.lpep_pickup_datetime.isoformat(),
+             "trip_distance_miles": float(r.trip_distance), "request_id": f"node-{i}",
+             **({} if pd.isna(r.passenger_count) or not 0 < r.passenger_count <= 9
+                else {"passenger_count": int(r.passenger_count)})}
+            for i, r in enumerate(rows.itertuples())]
+
+
+@pytest.fixture(scope="module")
+def expected(node_cluster, release, trips, tmp_path_factory) -> list[dict]:
+    """In-process answers from a copy of the release's model store (the claim's volume on
+    this host) and the release's Redis (through its Service)."""
+    claim = node_cluster.get(release, "pvc", f"{SERVICE}-model-store")
+    volume = node_cluster.get("default", "pv", claim["spec"]["volumeName"])
+    store = tmp_path_factory.mktemp("release-store") / "bentoml"
+    shutil.copytree(os.path.join(volume["spec"]["hostPath"]["path"], "bentoml"), store)
+    redis_ip = service_ip(node_cluster, release, f"{SERVICE}-redis", 6379)
+    track = node_cluster.container_env(release, SERVICE, "TAXI_TRACK")
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, f"redis://{redis_ip}:6379/0",
+                          track], input=json.dumps(trips), capture_output=True, text=True,
+                         timeout=600, check=False,
+                         env={**os.environ, "BENTOML_HOME": str(store)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_http_through_the_service_equals_in_process(node_cluster, release, trips, expected):
+    ip = service_ip(node_cluster, release, SERVICE, 3000)
+    with httpx.Client(base_url=f"http://{ip}:3000", timeout=30) as client:
+        served = [client.post("/predict", json=t).json() for t in trips]
+    assert all(a["degraded"] == [] for a in served), [a for a in served if a["degraded"]][:3]
+    assert served == expected
+
+
+def test_grpc_through_the_service_equals_in_process(node_cluster, release, trips, expected):
+    ip = service_ip(node_cluster, release, SERVICE, 50051)
+    channel = grpc.insecure_channel(f"{ip}:50051")
+    try:
+        stub = taxi_pb2_grpc.TripPredictorStub(channel)
+        replies = [stub.Predict(taxi_pb2.PredictRequest(**t), timeout=30) for t in trips]
+    finally:
+        channel.close()
+    got = [{"request_id": r.request_id, "duration_seconds": r.duration_seconds,
+            "fare_usd": r.fare_usd, "model_version": r.model_version} for r in replies]
+    assert got == [{k: e[k] for k in got[0]} for e in expected]
