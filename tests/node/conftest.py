@@ -21,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "helm"))
@@ -29,9 +30,12 @@ from chartlib import REPO, tool_env  # noqa: E402
 from livelib import Kube  # noqa: E402
 
 from cluster import docker, images  # noqa: E402
+from common.paths import SAMPLE_DIR  # noqa: E402
 
 VALUES = Path(__file__).resolve().parent / "values"
 IMAGES = ("serving", "drift-monitor", "job", "redis")
+RELEASE = "taxi"
+SERVICE = f"{RELEASE}-taxi-serve"
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +103,53 @@ def cluster_ip_routed(ip: str, port: int) -> bool:
     rules = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S", "KUBE-SERVICES"],
                            capture_output=True, text=True, check=False).stdout
     return any(f"-d {ip}/32" in r and f"--dport {port} " in r + " " for r in rules.splitlines())
+
+
+@pytest.fixture(scope="session")
+def release(node_cluster, node_namespace, image_refs):
+    """helm install --wait: returns once every Deployment is available (the serving pods only
+    after the bootstrap Job has trained, registered and compiled the first model)."""
+    started = time.monotonic()
+    out = node_cluster.helm(
+        "install", RELEASE, str(REPO / "helm" / "taxi-serve"), "-n", node_namespace,
+        "-f", str(VALUES / "real-node.yaml"), *image_sets(image_refs),
+        "--wait", "--timeout", "25m", check=False, timeout=1560)
+    if out.returncode != 0:
+        pods = node_cluster.kubectl("-n", node_namespace, "get", "pods", "-o", "wide",
+                                    check=False).stdout
+        jobs = node_cluster.kubectl("-n", node_namespace, "logs", "job/" + bootstrap_job(
+            node_cluster, node_namespace), "--tail=40", check=False)
+        pytest.fail(f"helm install failed: {out.stderr}\n{pods}\n{jobs.stdout}{jobs.stderr}")
+    node_cluster.timings["helm install to Ready (bootstrap Job included)"] = \
+        time.monotonic() - started
+    return node_namespace
+
+
+def bootstrap_job(kube, namespace: str) -> str:
+    jobs = kube.get(namespace, "jobs")["items"]
+    return next((j["metadata"]["name"] for j in jobs if "bootstrap" in j["metadata"]["name"]),
+                "missing")
+
+
+@pytest.fixture(scope="session")
+def trips() -> list[dict]:
+    """300 real February 2023 trips from the bundled sample, valid for the API."""
+    df = pd.read_parquet(SAMPLE_DIR / "green_tripdata_2023-02.parquet")
+    ok = (df.PULocationID.between(1, 263) & df.DOLocationID.between(1, 263)
+          & (df.trip_distance > 0) & (df.trip_distance <= 100))
+    rows = df[ok].sample(300, random_state=13)
+    return [{"pickup_zone_id": int(r.PULocationID), "dropoff_zone_id": int(r.DOLocationID),
+             "pickup_datetime": r.lpep_pickup_datetime.isoformat(),
+             "trip_distance_miles": float(r.trip_distance), "request_id": f"node-{i}",
+             **({} if pd.isna(r.passenger_count) or not 0 < r.passenger_count <= 9
+                else {"passenger_count": int(r.passenger_count)})}
+            for i, r in enumerate(rows.itertuples())]
+
+
+def service_ip(kube, namespace: str, name: str, port: int) -> str:
+    ip = kube.get(namespace, "service", name)["spec"]["clusterIP"]
+    kube.wait_for(f"kube-proxy's rule for {ip}:{port}", lambda: cluster_ip_routed(ip, port), 30)
+    return ip
 
 
 def pytest_terminal_summary(terminalreporter):

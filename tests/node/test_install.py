@@ -10,20 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import grpc
 import httpx
-import pandas as pd
 import pytest
-from conftest import VALUES, cluster_ip_routed, image_sets
 
-from common.paths import SAMPLE_DIR
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
+from tests.node.conftest import RELEASE, SERVICE, service_ip
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
-RELEASE = "taxi"
-SERVICE = f"{RELEASE}-taxi-serve"
 
 # In-process answers (the same code path as `make serve`) from a copy of the release's model
 # store, against the release's Redis; run apart because BENTOML_HOME is read once.
@@ -43,43 +38,6 @@ async def go():
         return [(await client.post("/predict", json=t)).json() for t in trips]
 print(json.dumps(asyncio.run(go())))
 """
-
-
-@pytest.fixture(scope="module")
-def release(node_cluster, node_namespace, image_refs):
-    """helm install --wait: returns once every Deployment is available (the serving pods only
-    after the bootstrap Job has trained, registered and compiled the first model)."""
-    started = time.monotonic()
-    out = node_cluster.helm(
-        "install", RELEASE, str(node_cluster_chart()), "-n", node_namespace,
-        "-f", str(VALUES / "real-node.yaml"), *image_sets(image_refs),
-        "--wait", "--timeout", "25m", check=False, timeout=1560)
-    if out.returncode != 0:
-        pods = node_cluster.kubectl("-n", node_namespace, "get", "pods", "-o", "wide",
-                                    check=False).stdout
-        jobs = node_cluster.kubectl("-n", node_namespace, "logs", "job/" + bootstrap_job(
-            node_cluster, node_namespace), "--tail=40", check=False)
-        pytest.fail(f"helm install failed: {out.stderr}\n{pods}\n{jobs.stdout}{jobs.stderr}")
-    node_cluster.timings["helm install to Ready (bootstrap Job included)"] = \
-        time.monotonic() - started
-    return node_namespace
-
-
-def node_cluster_chart():
-    from chartlib import REPO
-    return REPO / "helm" / "taxi-serve"
-
-
-def bootstrap_job(kube, namespace: str) -> str:
-    jobs = kube.get(namespace, "jobs")["items"]
-    return next((j["metadata"]["name"] for j in jobs if "bootstrap" in j["metadata"]["name"]),
-                "missing")
-
-
-def service_ip(kube, namespace: str, name: str, port: int) -> str:
-    ip = kube.get(namespace, "service", name)["spec"]["clusterIP"]
-    kube.wait_for(f"kube-proxy's rule for {ip}:{port}", lambda: cluster_ip_routed(ip, port), 30)
-    return ip
 
 
 def test_every_pod_is_ready_through_its_own_probes(node_cluster, release):
@@ -115,21 +73,6 @@ def test_helm_test_passes_from_a_pod(node_cluster, release):
     pod = node_cluster.get(release, "pod", f"{SERVICE}-test-predict")
     assert pod["status"]["phase"] == "Succeeded"
     assert '"duration_seconds"' in out.stdout
-
-
-@pytest.fixture(scope="module")
-def trips() -> list[dict]:
-    """300 real February 2023 trips from the bundled sample, valid for the API."""
-    df = pd.read_parquet(SAMPLE_DIR / "green_tripdata_2023-02.parquet")
-    ok = (df.PULocationID.between(1, 263) & df.DOLocationID.between(1, 263)
-          & (df.trip_distance > 0) & (df.trip_distance <= 100))
-    rows = df[ok].sample(300, random_state=13)
-    return [{"pickup_zone_id": int(r.PULocationID), "dropoff_zone_id": int(r.DOLocationID),
-             "pickup_datetime": r.lpep_pickup_datetime.isoformat(),
-             "trip_distance_miles": float(r.trip_distance), "request_id": f"node-{i}",
-             **({} if pd.isna(r.passenger_count) or not 0 < r.passenger_count <= 9
-                else {"passenger_count": int(r.passenger_count)})}
-            for i, r in enumerate(rows.itertuples())]
 
 
 @pytest.fixture(scope="module")
