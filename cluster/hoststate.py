@@ -31,6 +31,8 @@ SYSCTLS = (
 TABLES = ("filter", "nat", "mangle", "raw")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 POD_LOGS = (Path("/var/log/pods"), Path("/var/log/containers"))
+# Directories kubelet 1.20 makes whatever --root-dir says (the device-plugin socket's home).
+FIXED_DIRS = (Path("/var/lib/kubelet"),)
 
 
 def _proc(name: str) -> Path:
@@ -72,6 +74,7 @@ def our_mounts(state_dir: Path) -> list[str]:
 def record(path: Path, comment: str, state_dir: Path) -> dict:
     state = {"sysctls": sysctls(), "rules": kube_rules(comment), "cgroups": kube_cgroups(),
              "mounts": our_mounts(state_dir),
+             "dirs": {str(d): d.exists() for d in FIXED_DIRS},
              "logs": {str(d): sorted(p.name for p in d.iterdir()) if d.is_dir() else None
                       for d in POD_LOGS}}
     path.write_text(json.dumps(state, indent=2))
@@ -146,6 +149,10 @@ def remove_pod_logs(before: dict, pod_uids: set[str]) -> list[str]:
 
 def restore(before: dict) -> list[str]:
     done = []
+    for name, existed in before["dirs"].items():
+        if not existed and Path(name).exists():
+            subprocess.run(["rm", "-rf", name], check=False)
+            done.append(f"removed {name}")
     for name, value in before["sysctls"].items():
         with contextlib.suppress(OSError):
             now = _proc(name).read_text().strip()
@@ -167,6 +174,8 @@ def check(before: dict, comment: str, state_dir: Path) -> list[str]:
     for key in ("rules", "cgroups", "mounts"):
         extra = sorted(set(now[key]) - set(before[key]))
         diffs += [f"{key}: left behind {item}" for item in extra]
+    diffs += [f"dirs: left behind {name}" for name, existed in before["dirs"].items()
+              if not existed and Path(name).exists()]
     for name, old in before["logs"].items():
         d = Path(name)
         if d.is_dir():
