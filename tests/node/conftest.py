@@ -34,6 +34,7 @@ from common.paths import SAMPLE_DIR  # noqa: E402
 
 VALUES = Path(__file__).resolve().parent / "values"
 IMAGES = ("serving", "drift-monitor", "job", "redis")
+CHART = str(REPO / "helm" / "taxi-serve")
 RELEASE = "taxi"
 SERVICE = f"{RELEASE}-taxi-serve"
 
@@ -111,7 +112,7 @@ def release(node_cluster, node_namespace, image_refs):
     after the bootstrap Job has trained, registered and compiled the first model)."""
     started = time.monotonic()
     out = node_cluster.helm(
-        "install", RELEASE, str(REPO / "helm" / "taxi-serve"), "-n", node_namespace,
+        "install", RELEASE, CHART, "-n", node_namespace,
         "-f", str(VALUES / "real-node.yaml"), *image_sets(image_refs),
         "--wait", "--timeout", "25m", check=False, timeout=1560)
     if out.returncode != 0:
