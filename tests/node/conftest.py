@@ -41,6 +41,11 @@ SERVICE = f"{RELEASE}-taxi-serve"
 
 @pytest.fixture(scope="session")
 def node_cluster(request) -> Kube:
+    """The session's own real cluster, or a running one named by TAXI_NODE_KUBECONFIG (left
+    running; `make cluster-up` makes one)."""
+    if os.environ.get("TAXI_NODE_KUBECONFIG"):
+        yield Kube(Path(os.environ["TAXI_NODE_KUBECONFIG"]), managed=False)
+        return
     state_dir = REPO / ".cluster" / f"node-{os.getpid()}"
     script = str(REPO / "cluster" / "controlplane.py")
     started = time.monotonic()
@@ -93,6 +98,8 @@ def image_sets(refs: dict[str, str]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def node_namespace(node_cluster) -> str:
+    if os.environ.get("TAXI_NODE_NAMESPACE"):
+        return os.environ["TAXI_NODE_NAMESPACE"]
     name = f"real-{uuid.uuid4().hex[:5]}"
     node_cluster.kubectl("create", "namespace", name)
     return name  # the cluster is thrown away with everything in it
@@ -109,7 +116,12 @@ def cluster_ip_routed(ip: str, port: int) -> bool:
 @pytest.fixture(scope="session")
 def release(node_cluster, node_namespace, image_refs):
     """helm install --wait: returns once every Deployment is available (the serving pods only
-    after the bootstrap Job has trained, registered and compiled the first model)."""
+    after the bootstrap Job has trained, registered and compiled the first model).
+    With TAXI_NODE_NAMESPACE, the release `taxi` already installed there is used as it is."""
+    if os.environ.get("TAXI_NODE_NAMESPACE"):
+        node_cluster.wait_for("the existing release's serving pods", lambda: node_cluster.
+                              ready_replicas(node_namespace, SERVICE) == 2, 1800)
+        return node_namespace
     started = time.monotonic()
     out = node_cluster.helm(
         "install", RELEASE, CHART, "-n", node_namespace,

@@ -112,3 +112,33 @@ def test_grpc_through_the_service_equals_in_process(node_cluster, release, trips
     got = [{"request_id": r.request_id, "duration_seconds": r.duration_seconds,
             "fare_usd": r.fare_usd, "model_version": r.model_version} for r in replies]
     assert got == [{k: e[k] for k in got[0]} for e in expected]
+
+
+EGRESS_PROBE = """
+import socket, sys
+def reach(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return "open"
+    except OSError as exc:
+        return type(exc).__name__
+try:
+    socket.getaddrinfo("deb.debian.org", 80)
+    dns = "resolved"
+except OSError as exc:
+    dns = type(exc).__name__
+print(reach(sys.argv[1], 6379), reach("1.1.1.1", 443), reach("8.8.8.8", 53), dns)
+"""
+
+
+def test_pods_reach_the_cluster_but_nothing_beyond_the_node(node_cluster, release):
+    """From a serving pod: the release's Redis answers by its Service name (cluster DNS,
+    kube-proxy); a public address and a public name do not."""
+    pod = next(p["metadata"]["name"] for p in node_cluster.get(
+        release, "pods", "-l", "app.kubernetes.io/component=serving")["items"])
+    out = node_cluster.kubectl("-n", release, "exec", pod, "--", "python", "-c", EGRESS_PROBE,
+                               f"{SERVICE}-redis", timeout=60)
+    redis, public_tcp, public_dns_server, public_name = out.stdout.split()
+    assert redis == "open"
+    assert public_tcp != "open" and public_dns_server != "open"
+    assert public_name != "resolved"
