@@ -12,7 +12,7 @@ from tests.node.conftest import SERVICE, service_ip
 from tests.node.loadgen import Load
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
-SERVING = "app.kubernetes.io/component=serving"
+SERVING = "app.kubernetes.io/component=server"
 
 
 def serving_pods(kube, namespace: str) -> list[dict]:

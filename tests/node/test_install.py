@@ -46,12 +46,13 @@ def test_every_pod_is_ready_through_its_own_probes(node_cluster, release):
     for pod in pods:
         component = pod["metadata"]["labels"].get("app.kubernetes.io/component", "?")
         by_component.setdefault(component, []).append(pod)
-    assert sorted(by_component) == ["bootstrap", "drift-monitor", "redis", "serving"], \
+    by_component.pop("test", None)  # a `helm test` pod of an earlier run
+    assert sorted(by_component) == ["bootstrap", "drift-monitor", "redis", "server"], \
         sorted(by_component)
     # The bootstrap Job's pod ran to completion: the first model exists because of it.
     assert [p["status"]["phase"] for p in by_component["bootstrap"]] == ["Succeeded"]
-    assert len(by_component["serving"]) == 2
-    for component in ("serving", "drift-monitor", "redis"):
+    assert len(by_component["server"]) == 2
+    for component in ("server", "drift-monitor", "redis"):
         for pod in by_component[component]:
             ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
             assert ready["Ready"] == "True", (component, pod["status"])
@@ -62,7 +63,7 @@ def test_every_pod_is_ready_through_its_own_probes(node_cluster, release):
             spec = pod["spec"]["containers"][0]
             assert spec.get("readinessProbe"), f"{component} has no readiness probe"
     # The serving pods' readiness is /readyz (models and features loaded), run by the kubelet.
-    serving = by_component["serving"][0]["spec"]["containers"][0]
+    serving = by_component["server"][0]["spec"]["containers"][0]
     assert serving["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
@@ -135,7 +136,7 @@ def test_pods_reach_the_cluster_but_nothing_beyond_the_node(node_cluster, releas
     """From a serving pod: the release's Redis answers by its Service name (cluster DNS,
     kube-proxy); a public address and a public name do not."""
     pod = next(p["metadata"]["name"] for p in node_cluster.get(
-        release, "pods", "-l", "app.kubernetes.io/component=serving")["items"])
+        release, "pods", "-l", "app.kubernetes.io/component=server")["items"])
     out = node_cluster.kubectl("-n", release, "exec", pod, "--", "python", "-c", EGRESS_PROBE,
                                f"{SERVICE}-redis", timeout=60)
     redis, public_tcp, public_dns_server, public_name = out.stdout.split()
