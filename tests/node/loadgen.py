@@ -16,6 +16,9 @@ class LoadResult:
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # True when a limit (time or count) ended the load before the block did: then the end of
+    # the block was not under load, and a test must not claim it was.
+    ran_out: bool = False
 
     @property
     def rate(self) -> float:
@@ -27,9 +30,11 @@ class Load:
     limits are reached); `.result` holds the counts. Each worker paces itself to rate/workers."""
 
     def __init__(self, url: str, trips: list[dict], rate: float = 120, workers: int = 8,
-                 max_seconds: float = 120, max_requests: int = 20_000):
+                 max_seconds: float = 120, max_requests: int | None = None):
         self.url, self.trips, self.rate, self.workers = url, trips, rate, workers
-        self.max_seconds, self.max_requests = max_seconds, max_requests
+        # By default the time limit binds: the count cap is what that time at `rate` sends.
+        self.max_requests = max_requests or int(rate * max_seconds) + workers
+        self.max_seconds = max_seconds
         self.result = LoadResult()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -72,6 +77,7 @@ class Load:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.result.ran_out = not any(t.is_alive() for t in self._threads)
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)

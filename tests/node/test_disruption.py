@@ -23,7 +23,7 @@ def serving_pods(kube, namespace: str) -> list[dict]:
 def test_deleting_a_serving_pod_under_load_fails_no_request(node_cluster, release, trips):
     ip = service_ip(node_cluster, release, SERVICE, 3000)
     victim = serving_pods(node_cluster, release)[0]["metadata"]["name"]
-    with Load(f"http://{ip}:3000", trips, rate=120, max_seconds=240) as load:
+    with Load(f"http://{ip}:3000", trips, rate=120, max_seconds=400) as load:
         time.sleep(5)
         started = time.monotonic()
         # Graceful delete: the endpoint goes, SIGTERM comes, in-flight requests finish.
@@ -37,6 +37,7 @@ def test_deleting_a_serving_pod_under_load_fails_no_request(node_cluster, releas
     result = load.result
     node_cluster.timings["pod delete: requests sent"] = result.sent
     node_cluster.timings["pod delete: failed requests"] = len(result.failures)
+    assert not result.ran_out, "the load stopped before the replacement was Ready"
     assert result.rate >= 100, f"load reached only {result.rate:.0f} req/s"
     assert result.failures == [], (f"{len(result.failures)} of {result.sent} failed: "
                                    f"{sorted(set(result.failures))[:5]}")

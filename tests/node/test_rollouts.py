@@ -68,6 +68,7 @@ def check_load(kube, label: str, load: Load) -> None:
     result = load.result
     kube.timings[f"{label}: requests sent"] = result.sent
     kube.timings[f"{label}: failed requests"] = len(result.failures)
+    assert not result.ran_out, f"{label}: the load stopped before the rollout ended"
     assert result.rate >= 100, f"{label}: load reached only {result.rate:.0f} req/s"
     assert result.failures == [], (f"{label}: {len(result.failures)} of {result.sent} failed: "
                                    f"{sorted(set(result.failures))[:5]}")
@@ -82,7 +83,7 @@ def test_blue_green_switch_and_flip_back_under_load(node_cluster, release, image
     active = f"{name}-taxi-serve-active"
     assert serves_only(kube, release, active, "blue")
     ip = service_ip(kube, release, active, 3000)
-    with Load(f"http://{ip}:3000", trips, rate=RATE, max_seconds=300) as load:
+    with Load(f"http://{ip}:3000", trips, rate=RATE, max_seconds=400) as load:
         time.sleep(5)
         kube.timings["blue-green switch (helm upgrade --wait)"] = upgrade(
             kube, release, name, "--set", "rollout.blueGreen.activeColor=green")
@@ -108,7 +109,7 @@ def test_canary_promote_and_rollback_under_load(node_cluster, release, image_ref
             "--set", f"rollout.canary.canary.modelTag={model_tags[1]}")
     entry = f"{name}-taxi-serve"
     ip = service_ip(kube, release, entry, 3000)
-    with Load(f"http://{ip}:3000", trips, rate=RATE, max_seconds=400) as load:
+    with Load(f"http://{ip}:3000", trips, rate=RATE, max_seconds=600) as load:
         time.sleep(5)
         # Promote: the stable track takes the canary's model (a rolling update of its pods).
         kube.timings["canary promote (helm upgrade --wait)"] = upgrade(
