@@ -35,6 +35,8 @@ def model_tags(node_cluster, release) -> tuple[str, str]:
 
 
 def install(kube, namespace: str, name: str, refs, *sets: str) -> None:
+    # A release left by a failed run of the same test (the tests uninstall at their end).
+    kube.helm("uninstall", name, "-n", namespace, "--wait", check=False, timeout=300)
     shared = ["--set", "redis.dev.enabled=false",
               "--set", f"redis.url=redis://{SERVICE}-redis:6379/0",
               "--set", f"modelStore.persistence.existingClaim={SERVICE}-model-store",
