@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -134,7 +135,10 @@ def remove_pod_logs(before: dict, pod_uids: set[str]) -> list[str]:
         if not d.is_dir():
             continue
         for entry in d.iterdir():
-            if entry.name in (old or []) or not any(uid in entry.name for uid in pod_uids):
+            # /var/log/containers holds links named after pods and containers, pointing into
+            # /var/log/pods/<ns>_<pod>_<uid>/: match the link's target, not its name.
+            target = os.readlink(entry) if entry.is_symlink() else entry.name
+            if entry.name in (old or []) or not any(uid in target for uid in pod_uids):
                 continue
             if entry.is_symlink() or entry.is_file():
                 entry.unlink()
@@ -149,7 +153,7 @@ def remove_pod_logs(before: dict, pod_uids: set[str]) -> list[str]:
 
 def restore(before: dict) -> list[str]:
     done = []
-    for name, existed in before["dirs"].items():
+    for name, existed in before.get("dirs", {}).items():
         if not existed and Path(name).exists():
             subprocess.run(["rm", "-rf", name], check=False)
             done.append(f"removed {name}")
@@ -174,7 +178,7 @@ def check(before: dict, comment: str, state_dir: Path) -> list[str]:
     for key in ("rules", "cgroups", "mounts"):
         extra = sorted(set(now[key]) - set(before[key]))
         diffs += [f"{key}: left behind {item}" for item in extra]
-    diffs += [f"dirs: left behind {name}" for name, existed in before["dirs"].items()
+    diffs += [f"dirs: left behind {name}" for name, existed in before.get("dirs", {}).items()
               if not existed and Path(name).exists()]
     for name, old in before["logs"].items():
         d = Path(name)
