@@ -3,11 +3,14 @@
 What runs (all real binaries, installed into .tools/bin by `make k8s-tools`, mk/k8s.mk):
   etcd -> kube-apiserver (token auth, RBAC, service-account tokens)
        -> kube-controller-manager (deployments, replicasets, jobs, cronjobs, endpoints, ...)
-       -> cluster/nodesim.py: registers one Node, binds pods and reports them Running/Ready.
-There is no kubelet and no container runtime: containers never run. Everything the API server
-and the controllers do (validation, RBAC, rollouts, endpoints, CronJob -> Job) is real.
+       -> the node, one of:
+          real: cluster/node.py, kubelet + kube-scheduler + kube-proxy on a private dockerd;
+                containers run, probes run (`make node-tools`);
+          sim:  cluster/nodesim.py registers one Node, binds pods and reports them
+                Running/Ready; no container ever runs (API-only tests).
+Both get hostPath volumes for claims from nodesim.py's provisioner.
 
-    python cluster/controlplane.py up   [--dir .cluster]   # prints the kubeconfig path
+    python cluster/controlplane.py up   [--dir .cluster] [--node real|sim]
     python cluster/controlplane.py down [--dir .cluster]
 
 Binaries are looked up in .tools/bin (filled by `make k8s-tools`), then on PATH.
@@ -29,6 +32,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `cluster` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cluster import node  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_CIDR = "10.0.0.0/24"
 # Only the controllers the chart tests need; each one costs CPU on a 2-core machine.
@@ -37,6 +44,8 @@ CONTROLLERS = (
     "serviceaccount,serviceaccount-token,namespace,persistentvolume-binder,pvc-protection,"
     "pv-protection,disruption"
 )
+# A real kubelet registers its Node tainted not-ready; this controller lifts the taint.
+REAL_NODE_CONTROLLERS = ",nodelifecycle"
 
 
 def find_binary(name: str) -> str:
@@ -134,7 +143,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def up(state_dir: Path) -> dict:
+def up(state_dir: Path, node_kind: str = "sim") -> dict:
     state_file = state_dir / "state.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
@@ -146,15 +155,17 @@ def up(state_dir: Path) -> dict:
     logs.mkdir(exist_ok=True)
     make_pki(pki)
     admin_token, cm_token = secrets.token_hex(16), secrets.token_hex(16)
+    node_tokens, node_lines = node.token_lines() if node_kind == "real" else ({}, "")
     # The controller-manager gets system:masters: simpler than per-controller credentials,
     # and acceptable for a throw-away local plane.
     (pki / "tokens.csv").write_text(
         f'{admin_token},admin,admin,"system:masters"\n'
-        f'{cm_token},system:kube-controller-manager,kcm,"system:masters"\n')
+        f'{cm_token},system:kube-controller-manager,kcm,"system:masters"\n' + node_lines)
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     server = f"https://127.0.0.1:{api_port}"
     pids: dict[str, int] = {}
-    state = {"server": server, "kubeconfig": str(state_dir / "kubeconfig"), "pids": pids}
+    state = {"server": server, "kubeconfig": str(state_dir / "kubeconfig"), "pids": pids,
+             "node": node_kind}
 
     def save() -> None:
         state_file.write_text(json.dumps(state, indent=2))
@@ -179,7 +190,8 @@ def up(state_dir: Path) -> dict:
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--token-auth-file={pki / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
+            # Node: the kubelet may read what its own pods use, and nothing else.
+            f"--authorization-mode={'Node,RBAC' if node_kind == 'real' else 'RBAC'}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc",
@@ -196,19 +208,25 @@ def up(state_dir: Path) -> dict:
             find_binary("kube-controller-manager"),
             f"--kubeconfig={state_dir / 'controller-manager.kubeconfig'}",
             "--port=0", "--secure-port=0", "--leader-elect=false",
-            f"--controllers={CONTROLLERS}",
+            f"--controllers={CONTROLLERS}"
+            f"{REAL_NODE_CONTROLLERS if node_kind == 'real' else ''}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", "--v=1",
         ], logs / "kube-controller-manager.log")
         save()
+        if node_kind == "real":
+            pids.update(node.up(state_dir, server, pki / "ca.crt", node_tokens, spawn,
+                                free_port, write_kubeconfig))
+            save()
         pids["nodesim"] = spawn([
             sys.executable, str(REPO / "cluster" / "nodesim.py"),
             "--kubeconfig", str(state_dir / "kubeconfig"),
             "--pv-root", str(state_dir / "volumes"),
+            *(["--volumes-only"] if node_kind == "real" else []),
         ], logs / "nodesim.log")
         save()
-        wait_for("node simulator", lambda: node_ready(state_dir / "kubeconfig"), 60, logs)
+        wait_for(f"{node_kind} node", lambda: node_ready(state_dir / "kubeconfig"), 60, logs)
         wait_for("default service account", lambda: default_sa(state_dir / "kubeconfig"), 60,
                  logs)
     except BaseException:
@@ -238,7 +256,15 @@ def down(state_dir: Path) -> None:
     if not state_file.exists():
         return
     state = json.loads(state_file.read_text())
-    # Reverse start order: nodesim and controllers first, etcd last.
+    # The real node first (it needs nothing from the plane to stop), then the rest in reverse
+    # start order: nodesim and controllers first, etcd last.
+    node_error = None
+    try:
+        node.down(state_dir)
+    except RuntimeError as exc:  # the host check failed: stop the plane anyway, then say so
+        node_error = exc
+    node_pids = set(node.PROCESSES)
+    state["pids"] = {k: v for k, v in state["pids"].items() if k not in node_pids}
     for pid in reversed(list(state["pids"].values())):
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -259,6 +285,8 @@ def down(state_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink()
+    if node_error is not None:
+        raise node_error
 
 
 def reap(pid: int) -> None:
@@ -273,12 +301,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--dir", default=str(REPO / ".cluster"), help="state directory")
+    parser.add_argument("--node", choices=["real", "sim"], default="sim",
+                        help="real: kubelet on a private dockerd; sim: API-only node simulator")
     args = parser.parse_args()
     state_dir = Path(args.dir).resolve()
     if args.action == "up":
         started = time.monotonic()
-        state = up(state_dir)
-        print(f"control plane ready in {time.monotonic() - started:.1f}s at {state['server']}")
+        state = up(state_dir, args.node)
+        print(f"{args.node} cluster ready in {time.monotonic() - started:.1f}s "
+              f"at {state['server']}")
         print(f"export KUBECONFIG={state['kubeconfig']}")
     else:
         down(state_dir)

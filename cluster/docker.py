@@ -38,6 +38,10 @@ DOCKERD = "/usr/sbin/dockerd"
 # One id per checkout: two worktrees on one machine get distinct bridges and namespaces.
 _ID = hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]
 BRIDGE = f"tsd{_ID}"
+# Default runtime: runc behind a wrapper that drops negative oomScoreAdj values, which this VM
+# cannot set (no CAP_SYS_RESOURCE) and kubelet asks for every pod sandbox (cluster/runtime/).
+RUNC_WRAPPER = ROOT / "cluster" / "runtime" / "runc-wrapper"
+RUNTIME = "taxi-runc"
 RULE_COMMENT = f"taxi-serve-no-egress-{_ID}"
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -159,6 +163,7 @@ def up(timeout: float = 60.0) -> Daemon:
          "--data-root", str(STATE / "data"), "--exec-root", str(exec_root),
          "--pidfile", str(STATE / "dockerd.pid"), "--bridge", BRIDGE,
          "--iptables=false", "--ip-forward=false", "--ip-masq=false", "--ip6tables=false",
+         "--add-runtime", f"{RUNTIME}={RUNC_WRAPPER}", "--default-runtime", RUNTIME,
          "--containerd-namespace", f"taxi-{_ID}",
          "--containerd-plugins-namespace", f"taxi-{_ID}-plugins"],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)

@@ -35,7 +35,11 @@ BASE_REF = "taxi-serve/base:bookworm"
 # cluster runs what `make images` built without a push (pullPolicy IfNotPresent).
 REGISTRY = os.environ.get("TAXI_IMAGE_REGISTRY", "ghcr.io/taxi-serve")
 NAMES = ("serving", "drift-monitor", "job")
-REPOSITORY = {"serving": "taxi-serve", "drift-monitor": "drift-monitor", "job": "job"}
+# Built only on request (`build redis`): the dev stack's Redis from Debian's packages, for
+# clusters that reach no registry (the real-node tests).
+DEV_NAMES = ("redis",)
+REPOSITORY = {"serving": "taxi-serve", "drift-monitor": "drift-monitor", "job": "job",
+              "redis": "dev-redis"}
 HOST_CA = Path(os.environ.get("TAXI_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
 SOURCE = "https://github.com/taxi-serve/taxi-serve"
 # Debian packages of the base: Python, venv, CA roots (for users' TLS, from Debian) and tini
@@ -125,7 +129,7 @@ def _context(name: str) -> Path:
         shutil.copytree(ROOT / "drift_monitor", ctx / "drift_monitor",
                         ignore=shutil.ignore_patterns(".venv", "tests", "__pycache__",
                                                       "uv.lock", "pyproject.toml"))
-    else:
+    elif name == "job":
         _export(["--no-dev", "--group", "job"], ctx / "requirements.txt")
         for part in ("common", "training", "retrain", "service", "feature_repo", "proto",
                      "data"):
@@ -166,12 +170,12 @@ def base_cmd(force: bool = typer.Option(False, help="rebuild even if it exists")
 
 
 @app.command("build")
-def build_cmd(names: list[str] = typer.Argument(None, help="serving, drift-monitor, job"),
+def build_cmd(names: list[str] = typer.Argument(None, help="serving, drift-monitor, job, redis"),
               base: str = typer.Option(BASE_REF, help="base image (a build argument)")) -> None:
     """Build the images (all by default) and print each reference, build time and size."""
     WORK.mkdir(parents=True, exist_ok=True)
     chosen = names or list(NAMES)
-    unknown = set(chosen) - set(NAMES)
+    unknown = set(chosen) - set(NAMES) - set(DEV_NAMES)
     if unknown:
         raise typer.BadParameter(f"unknown image(s): {', '.join(sorted(unknown))}")
     with docker.running() as daemon:

@@ -10,6 +10,9 @@ API-visible parts of their work (what kwok does), and nothing else:
   * finalizes pods being deleted (the kubelet's part of graceful deletion);
   * provisions a hostPath PersistentVolume, pre-bound, for each pending claim; the real
     persistentvolume-binder controller then completes the binding.
+With --volumes-only it is just that provisioner, beside a real kubelet (cluster/node.py): the
+directory is made world-writable then, because the chart's pods run as a non-root user and
+fsGroup does not apply to hostPath volumes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -34,8 +38,10 @@ def now() -> str:
 
 
 class NodeSim:
-    def __init__(self, api: client.CoreV1Api, node: str, pv_root: str, ready_delay: float):
+    def __init__(self, api: client.CoreV1Api, node: str, pv_root: str, ready_delay: float,
+                 volumes_only: bool = False):
         self.api, self.node, self.pv_root, self.ready_delay = api, node, pv_root, ready_delay
+        self.volumes_only = volumes_only
         self.ips = (str(ip) for ip in POD_CIDR.hosts())
         next(self.ips)  # .1 is the "gateway"
         self.lock = threading.Lock()
@@ -110,6 +116,10 @@ class NodeSim:
         if pvc.spec.volume_name or pvc.metadata.deletion_timestamp:
             return
         name = f"pv-{pvc.metadata.uid}"
+        if self.volumes_only:
+            path = os.path.join(self.pv_root, name)
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, 0o777)  # noqa: S103 - a throw-away local volume for non-root pods
         body = client.V1PersistentVolume(
             metadata=client.V1ObjectMeta(name=name, labels={PV_LABEL: "true"}),
             spec=client.V1PersistentVolumeSpec(
@@ -157,14 +167,13 @@ class NodeSim:
                 time.sleep(0.5)
 
     def run(self) -> None:
-        self.register_node()
-        loops = [
-            (self.api.list_pod_for_all_namespaces, self.handle_pod),
-            (self.api.list_persistent_volume_claim_for_all_namespaces, self.handle_claim),
-        ]
+        loops = [(self.api.list_persistent_volume_claim_for_all_namespaces, self.handle_claim)]
+        if not self.volumes_only:
+            self.register_node()
+            loops.append((self.api.list_pod_for_all_namespaces, self.handle_pod))
         for lister, handler in loops:
             threading.Thread(target=self.run_watch, args=(lister, handler), daemon=True).start()
-        log.info("node %s registered; simulating", self.node)
+        log.info("simulating %s", "volumes" if self.volumes_only else f"node {self.node}")
         while True:
             time.sleep(5)
             try:
@@ -180,10 +189,13 @@ def main() -> None:
     parser.add_argument("--pv-root", default="/tmp/nodesim-volumes")
     parser.add_argument("--ready-delay", type=float, default=0.2,
                         help="seconds between binding a pod and reporting it Ready")
+    parser.add_argument("--volumes-only", action="store_true",
+                        help="only provision volumes (a real kubelet runs the pods)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config.load_kube_config(config_file=args.kubeconfig)
-    NodeSim(client.CoreV1Api(), args.node, args.pv_root, args.ready_delay).run()
+    NodeSim(client.CoreV1Api(), args.node, args.pv_root, args.ready_delay,
+            args.volumes_only).run()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ IMAGE_NAMES ?= serving drift-monitor job
 # The base the images start from (a build argument); public builds use python:3.11-slim.
 BASE_IMAGE  ?= taxi-serve/base:bookworm
 
-.PHONY: docker-tools docker-up docker-down base-image images image-refs image-tag test-images
+.PHONY: docker-tools docker-up docker-down base-image images image-refs image-tag test-images \
+  test-node
 
 docker-tools: ## Install Debian's docker.io (dockerd, runc, BuildKit client) and debootstrap when missing
 	@if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ] || ! command -v debootstrap >/dev/null \
@@ -44,3 +45,9 @@ image-tag: setup ## Print the tag `make images` gives every image at this commit
 # Not part of `make test` yet: the image tests need root, dockerd and ~10 minutes of builds.
 test-images: images ## Image tests: docker run of each image, parity, read-only, SIGTERM, layers
 	TAXI_IMAGE_TESTS=1 $(PY) -m pytest tests/images -q $(PYTEST_ARGS)
+
+# Also not part of `make test` yet: a real one-node cluster, the images above and the dev Redis
+# (Debian's redis-server) loaded into the node's dockerd, then helm install and traffic.
+test-node: images node-tools ## Real-node tests: helm install on kubelet + dockerd, probes, helm test, HTTP/gRPC through the Service
+	$(PY) -m cluster.images build --base $(BASE_IMAGE) redis
+	TAXI_NODE_TESTS=1 $(PY) -m pytest tests/node -q $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ then runs the BentoML service (which starts gRPC in-process) until interrupted.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -75,6 +76,7 @@ def main(materialize: bool = typer.Option(True, help="load features into Redis f
         # links the store's models, compiled trees and bentos.
         os.environ["BENTOML_HOME"] = private_home(Path(tempfile.mkdtemp(prefix="serve-")) / "x")
     settings = Settings()
+    logging.getLogger().setLevel(settings.log_level)
     try:
         tag = wait_for_model(settings.model_tag, settings.model_wait_s)
     except LookupError as exc:

@@ -19,6 +19,8 @@ FEB = SAMPLE_DIR / "green_tripdata_2023-02.parquet"
 # The image tests need root, a private dockerd and built images: `make test-images` builds
 # them and sets TAXI_IMAGE_TESTS=1; the default run leaves tests/images out.
 collect_ignore = [] if os.environ.get("TAXI_IMAGE_TESTS") == "1" else ["images"]
+# The real-node tests need the same plus a kubelet: `make test-node` sets TAXI_NODE_TESTS=1.
+collect_ignore += [] if os.environ.get("TAXI_NODE_TESTS") == "1" else ["node"]
 
 # Session fixtures that take minutes. Each is announced when its setup starts and timed when
 # it ends, so that a long setup is never a silent stretch of `make test`.

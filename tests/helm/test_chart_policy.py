@@ -165,7 +165,8 @@ def test_serving_container_contract():
     for name, (track, tag) in expected.items():
         spec = one(docs, "Deployment", name)["spec"]["template"]["spec"]
         c = spec["containers"][0]
-        assert c["command"] == ["python", "-m", "service"]
+        assert "command" not in c  # the image's tini entrypoint stays PID 1
+        assert c["args"] == ["python", "-m", "service", "--no-materialize"]
         env = {e["name"]: e for e in c["env"]}
         assert env["TAXI_TRACK"]["value"] == track and env["TAXI_MODEL_TAG"]["value"] == tag
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {

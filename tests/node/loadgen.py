@@ -1,0 +1,84 @@
+"""Bounded load from the host through a Service: a fixed request rate, a time limit and a
+request cap, and every failure counted (status != 200, a connection error or a timeout)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    # True when a limit (time or count) ended the load before the block did: then the end of
+    # the block was not under load, and a test must not claim it was.
+    ran_out: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+class Load:
+    """`with Load(url, trips, rate=120, max_seconds=60):` sends until the block ends (or the
+    limits are reached); `.result` holds the counts. Each worker paces itself to rate/workers."""
+
+    def __init__(self, url: str, trips: list[dict], rate: float = 120, workers: int = 8,
+                 max_seconds: float = 120, max_requests: int | None = None):
+        self.url, self.trips, self.rate, self.workers = url, trips, rate, workers
+        # By default the time limit binds: the count cap is what that time at `rate` sends.
+        self.max_requests = max_requests or int(rate * max_seconds) + workers
+        self.max_seconds = max_seconds
+        self.result = LoadResult()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _worker(self, index: int) -> None:
+        period = self.workers / self.rate
+        deadline = self._start + self.max_seconds
+        next_at = self._start + index * period / self.workers
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            i = index
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                with self._lock:
+                    if self.result.sent >= self.max_requests:
+                        return
+                    self.result.sent += 1
+                trip = self.trips[i % len(self.trips)]
+                i += self.workers
+                try:
+                    reply = client.post("/predict", json=trip)
+                    error = None if reply.status_code == 200 else f"HTTP {reply.status_code}"
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    if error:
+                        self.result.failures.append(error)
+                    else:
+                        self.result.ok += 1
+                next_at += period
+                pause = next_at - time.monotonic()
+                if pause > 0:
+                    self._stop.wait(pause)
+
+    def __enter__(self) -> Load:
+        self._start = time.monotonic()
+        self._threads = [threading.Thread(target=self._worker, args=(i,), daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.result.ran_out = not any(t.is_alive() for t in self._threads)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.result.seconds = time.monotonic() - self._start
