@@ -69,15 +69,6 @@ class Settings(BaseSettings):
                                   description="rolling-MAE windows, e.g. 15m,1h,24h")
     accuracy_refresh_s: float = Field(default=10.0, gt=0, le=3600,
                                       description="seconds between rolling-MAE refreshes")
-    # What the Helm chart gives every pod (the ConfigMap and the downward API); unknown to the
-    # service before the first real pods ran, which then refused to start.
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        default="INFO", description="level of the root logger (the chart's logLevel)")
-    release: str = Field(default="", description="Helm release name (set by the chart)")
-    rollout_strategy: Literal["standard", "canary", "blueGreen"] = Field(
-        default="standard", description="the chart's rollout.strategy (set by the chart)")
-    pod_name: str = Field(default="", description="this pod's name (set by the chart)")
-    namespace: str = Field(default="", description="this pod's namespace (set by the chart)")
 
     @model_validator(mode="before")
     @classmethod

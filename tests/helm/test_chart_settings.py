@@ -36,13 +36,19 @@ def container_env(docs: list[dict], container: dict) -> dict[str, str]:
     return env
 
 
-def containers(docs: list[dict]) -> list[tuple[str, dict, dict[str, str]]]:
-    """(object/container, container, env) for every container that runs taxi-serve code."""
+def run_by(container: dict) -> list[str]:
+    """What the container runs: its command, or its args after the image's entrypoint (tini
+    stays PID 1 when the chart sets only args)."""
+    return container.get("command") or container.get("args") or []
+
+
+def containers(docs: list[dict]) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(object/container, what it runs, env) for every container that runs taxi-serve code."""
     out = []
     for obj, spec in pod_specs(docs):
         for c in spec.get("initContainers", []) + spec["containers"]:
-            if c.get("command", [])[:2] == ["python", "-m"]:
-                out.append((f"{obj}/{c['name']}", c, container_env(docs, c)))
+            if run_by(c)[:2] == ["python", "-m"]:
+                out.append((f"{obj}/{c['name']}", run_by(c), container_env(docs, c)))
     return out
 
 
@@ -71,9 +77,9 @@ RENDERS = [pytest.param((), (f"rollout.strategy={s}",), id=s) for s in STRATEGIE
 def test_every_container_accepts_the_environment_the_chart_gives_it(monkeypatch, files, sets):
     docs = render(files, sets)
     found = containers(docs)
-    assert any(c["command"][2] == "service" for _, c, _ in found)
-    for where, c, env in found:
-        for cls in settings_for(c["command"]):
+    assert any(cmd[2] == "service" for _, cmd, _ in found)
+    for where, cmd, env in found:
+        for cls in settings_for(cmd):
             try:
                 load(monkeypatch, env, cls)
             except ValidationError as exc:
@@ -82,7 +88,7 @@ def test_every_container_accepts_the_environment_the_chart_gives_it(monkeypatch,
 
 def test_serving_settings_carry_the_values_the_chart_sets(monkeypatch):
     docs = render((), ("ports.http=3100", "ports.grpc=50100", "logLevel=DEBUG"))
-    (where, c, env), = [x for x in containers(docs) if x[1]["command"][2] == "service"]
+    (where, cmd, env), = [x for x in containers(docs) if x[1][2] == "service"]
     s = load(monkeypatch, env, Settings)
     assert (s.http_port, s.grpc_port, str(s.host)) == (3100, 50100, "0.0.0.0")
     assert s.log_level == "DEBUG"
@@ -92,6 +98,6 @@ def test_serving_settings_carry_the_values_the_chart_sets(monkeypatch):
 def test_an_unknown_variable_from_values_env_is_rejected(monkeypatch):
     """The check can fail: a key no settings class knows stops the serving container."""
     docs = render((), ("env.TAXI_NOT_A_SETTING=1",))
-    (where, c, env), = [x for x in containers(docs) if x[1]["command"][2] == "service"]
+    (where, cmd, env), = [x for x in containers(docs) if x[1][2] == "service"]
     with pytest.raises(ValidationError, match="TAXI_NOT_A_SETTING"):
         load(monkeypatch, env, Settings)
