@@ -61,8 +61,7 @@ bench: setup bench-peers ## taxi-serve vs KServe, MLServer, FastAPI and a naive 
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 bento: setup ## Build the Bento (service + champion model + locked requirements)
-	@mkdir -p artifacts
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -q -o artifacts/bento-requirements.txt
+	PATH="$(dir $(UV)):$$PATH" $(PY) -m cluster.bento_stage
 	PATH="$(dir $(UV)):$$PATH" .venv/bin/bentoml build -f bentofile.yaml
 
 proto: setup ## Regenerate the gRPC Python code from proto/taxi/v1/taxi.proto

@@ -21,6 +21,24 @@ from pathlib import Path
 from cluster.docker import ROOT
 
 STORE = Path(os.environ.get("TAXI_IMAGE_STORE", ROOT / ".cluster" / "images" / "bentoml"))
+REQUIREMENTS = ROOT / "artifacts" / "bento-requirements.txt"
+# What serving never imports (tests/unit/test_feast_wire.py keeps Feast and LightGBM's
+# extras off the serving path): Feast and its offline store (DuckDB, ibis, SQLAlchemy), Dask
+# (distributed training), lleaves and LLVM (compiling; the compiled trees load through ctypes)
+# and mypy. `uv export --prune` drops each with whatever only it needed: 280 MB of the image
+# (docs/images.md). Every other pin is the lock's, as the tests ran it.
+SERVING_PRUNE = ("feast", "duckdb", "dask", "lleaves", "llvmlite", "mypy")
+
+
+def export_requirements(out: Path = REQUIREMENTS) -> Path:
+    """The Bento's requirements: the locked set, less what serving never imports."""
+    from cluster.images import uv_bin
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prune = [arg for name in SERVING_PRUNE for arg in ("--prune", name)]
+    subprocess.run([uv_bin(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+                    "-q", *prune, "-o", str(out)], cwd=ROOT, check=True)
+    return out
 
 
 def _py(*args: str, env: dict, capture: bool = False) -> str:
@@ -44,9 +62,7 @@ def stage(ctx: Path) -> str:
         _py("-m", "training", "pipeline", env=env)
     model = json.loads((STORE / "taxi-serve" / "champion.json").read_text())["tag"]
     _py("-m", "training", "compile", model, env=env)
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    subprocess.run([uv_bin(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
-                    "-q", "-o", "artifacts/bento-requirements.txt"], cwd=ROOT, check=True)
+    export_requirements()
     _py("-m", "bentoml", "build", "-f", "bentofile.yaml", env={**env, "TAXI_MODEL_TAG": model})
     bento = _py("-m", "bentoml", "get", "taxi_serve:latest", "-o", "path", env=env,
                 capture=True).splitlines()[-1]
@@ -63,3 +79,7 @@ def stage(ctx: Path) -> str:
     (ctx / "store" / "taxi-serve" / "champion.json").write_text(
         json.dumps({"tag": model, "history": []}))
     return model
+
+
+if __name__ == "__main__":  # `make bento`
+    print(export_requirements())
