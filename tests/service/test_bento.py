@@ -1,7 +1,6 @@
 """The service as a built Bento (`bentoml build`), served from outside the checkout."""
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import grpc
 import httpx
 import pytest
 
+from cluster.bento_stage import export_requirements
 from common.paths import ROOT
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 from service.launcher import serve, stop
@@ -17,12 +17,8 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
 def test_built_bento_serves_http_and_grpc(model_tag, feature_redis, tmp_path):
-    uv = shutil.which("uv")
-    assert uv, "uv is needed to export the locked requirements (make setup installs it)"
-    reqs = ROOT / "artifacts" / "bento-requirements.txt"
-    reqs.parent.mkdir(exist_ok=True)
-    subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
-                    "-q", "-o", str(reqs)], cwd=ROOT, check=True)
+    reqs = export_requirements()  # what the serving image installs: no Feast, Dask, LLVM
+    assert not re.search(r"(?mi)^(feast|duckdb|dask|llvmlite)==", reqs.read_text())
     build = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", "bentofile.yaml"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env={**__import__("os").environ, "TAXI_MODEL_TAG": model_tag})
