@@ -15,9 +15,8 @@ RUN pkgs=""; command -v tini >/dev/null || pkgs="tini"; \
     ldconfig -p | grep -q libgomp.so.1 || pkgs="$pkgs libgomp1"; \
     if [ -n "$pkgs" ]; then apt-get update -qq && \
       apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
-# The Bento's locked requirements, less mypy (a type checker that a SQLAlchemy extra of Feast
-# pulls in; serving never imports it). llvmlite and lleaves stay: the compiled trees' manifest
-# is checked against their versions when the service loads them.
+# The Bento's requirements: the lock less what serving never imports (cluster/bento_stage.py:
+# Feast, DuckDB, Dask, lleaves/LLVM, mypy). The grep is a guard for Bentos built otherwise.
 # The lock export pins every package: --no-deps installs exactly that set. Packages' own test
 # suites are dropped (tens of MB, never imported).
 # The CA bundle is a BuildKit secret: mounted for this step only, never in a layer.
