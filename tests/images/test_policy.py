@@ -49,6 +49,14 @@ def test_alibi_detect_only_in_the_drift_image(daemon, refs):
     assert not find_module(daemon, refs["job"], "alibi_detect")
 
 
+@pytest.mark.parametrize("module", ["feast", "duckdb", "dask", "llvmlite"])
+def test_the_serving_image_holds_only_what_serving_imports(daemon, refs, module):
+    """Training-side packages stay in the job image (docs/images.md: 280 MB of the serving
+    image)."""
+    assert find_module(daemon, refs["job"], module)  # the check can see it
+    assert not find_module(daemon, refs["serving"], module)
+
+
 def _needles() -> tuple[str, set[bytes]]:
     """The host bundle's hash, and the certificates in it that Debian does not ship (the
     TLS-intercepting proxy's CA): none of them may appear in an image."""
