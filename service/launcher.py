@@ -61,7 +61,10 @@ def serve(target: str, env: dict, log_path, cwd=ROOT, wait: bool = True,
                 "TAXI_GRPC_PORT": str(grpc_port), "TAXI_HOST": "127.0.0.1"}
     if "BENTOML_HOME" not in env:
         full_env["BENTOML_HOME"] = private_home(log_path)
-    cmd = [sys.executable, "-m", "service.serve_cli", "serve", target, "--host", "127.0.0.1",
+    # service.serve_cli (crashed workers replaced within a second) is importable from this
+    # checkout; a built Bento served from elsewhere gets BentoML's own command line
+    cli = "service.serve_cli" if Path(cwd).resolve() == ROOT.resolve() else "bentoml"
+    cmd = [sys.executable, "-m", cli, "serve", target, "--host", "127.0.0.1",
            "--port", str(http_port)]
     if cpus is not None:
         cmd = ["taskset", "-c", cpus, *cmd]
