@@ -56,11 +56,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _toolchain() -> dict:
+def _platform() -> dict:
+    """What a compiled library is bound to wherever it loads: its format and CPU target."""
     machine = platform.machine()
-    return {"format": "shared-library", "lleaves": package_version("lleaves"),
-            "llvmlite": package_version("llvmlite"),
-            "machine": machine, "target_cpu": TARGET_CPU.get(machine, "generic")}
+    return {"format": "shared-library", "machine": machine,
+            "target_cpu": TARGET_CPU.get(machine, "generic")}
+
+
+def _toolchain() -> dict:
+    return {**_platform(), "lleaves": package_version("lleaves"),
+            "llvmlite": package_version("llvmlite")}
 
 
 class CompiledBooster:
@@ -168,10 +173,7 @@ def _manifest_matches(model_path: Path, out: Path) -> bool:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    machine = platform.machine()
-    tools = {"format": "shared-library", "machine": machine,
-             "target_cpu": TARGET_CPU.get(machine, "generic")}
-    tools |= {name: v for name in ("lleaves", "llvmlite") if (v := _installed(name))}
+    tools = _platform() | {name: v for name in ("lleaves", "llvmlite") if (v := _installed(name))}
     return (all(manifest.get(k) == v for k, v in tools.items())
             and all(manifest.get("sha256", {}).get(t) == _sha256(model_path / f"{t}.txt")
                     and (out / f"{t}.so").exists() for t in TARGETS))
