@@ -49,12 +49,10 @@ def _py(*args: str, env: dict, capture: bool = False) -> str:
 
 def stage(ctx: Path) -> str:
     """Fill ``ctx`` for images/serving.Dockerfile; returns the Bento tag."""
-    from cluster.images import uv_bin
+    from cluster.images import path_with_uv
 
-    # `bentoml build` runs uv from PATH (and tries pip, absent in a uv venv, without it)
-    path = f"{Path(uv_bin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "BENTOML_HOME": str(STORE), "BENTOML_DO_NOT_TRACK": "true",
-           "PATH": path}
+           "PATH": path_with_uv()}
     env.pop("TAXI_MODEL_TAG", None)
     STORE.mkdir(parents=True, exist_ok=True)
     if subprocess.run([sys.executable, "-m", "training", "champion"], cwd=ROOT, env=env,

@@ -110,6 +110,12 @@ def uv_bin() -> str:
     return os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "uv" / "bin" / "uv")
 
 
+def path_with_uv() -> str:
+    """PATH with uv's directory first: `bentoml build` runs uv from PATH (and tries pip, absent
+    in a uv venv, without it)."""
+    return f"{Path(uv_bin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def _export(args: list[str], out: Path) -> None:
     subprocess.run([uv_bin(), "export", "--frozen", "--no-hashes", "--no-emit-project", "-q",
                     "-o", str(out), *args], cwd=ROOT, check=True)

@@ -4,14 +4,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
 from cluster.bento_stage import export_requirements
-from cluster.images import uv_bin
+from cluster.images import path_with_uv
 from common.paths import ROOT
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
 from service.launcher import serve, stop
@@ -22,12 +21,9 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 def test_built_bento_serves_http_and_grpc(model_tag, feature_redis, tmp_path):
     reqs = export_requirements()  # what the serving image installs: no Feast, Dask, LLVM
     assert not re.search(r"(?mi)^(feast|duckdb|dask|llvmlite)==", reqs.read_text())
-    # `bentoml build` installs the Bento's requirements with uv from PATH (a uv venv has no
-    # pip): make's own uv, wherever it is
-    path = f"{Path(uv_bin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     build = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", "bentofile.yaml"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "TAXI_MODEL_TAG": model_tag, "PATH": path})
+                           env={**os.environ, "TAXI_MODEL_TAG": model_tag, "PATH": path_with_uv()})
     assert build.returncode == 0, build.stderr[-3000:]
     bento = re.search(r'Bento\(tag="([^"]+)"\)', build.stdout + build.stderr).group(1)
     served = serve(bento, {"REDIS_URL": feature_redis.url, "TAXI_MODEL_TAG": model_tag,
