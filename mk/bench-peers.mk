@@ -4,13 +4,16 @@
 
 BENCH_PEERS := kserve mlserver fastapi
 
-.PHONY: bench-peers bench-profile
+.PHONY: bench-peers bench-profile wrk-tool
 
-bench-peers: | $(filter /%,$(UV)) ## Install the bench peers' environments and py-spy (.bench/), and wrk (apt), when missing
+# CI installs it before `make test` too, so the wrk-script test runs there instead of skipping.
+wrk-tool: ## Install wrk (Debian's package) when missing
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq wrk >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq wrk; }; }; } || \
-	  { echo "bench-peers: install wrk (Debian/Ubuntu package wrk)" >&2; exit 2; }
+	  { echo "wrk-tool: install wrk (Debian/Ubuntu package wrk)" >&2; exit 2; }
+
+bench-peers: wrk-tool | $(filter /%,$(UV)) ## Install the bench peers' environments and py-spy (.bench/), and wrk (apt), when missing
 	@for p in $(BENCH_PEERS); do \
 	  UV_PROJECT_ENVIRONMENT=$(CURDIR)/.bench/$$p $(UV) sync --frozen -q \
 	    --project benchmarks/peers/$$p || exit 1; done
