@@ -192,3 +192,19 @@ def test_schema_is_closed_everywhere():
 
     open_objects = [p for p, o in objects(schema) if o.get("additionalProperties") is not False]
     assert not open_objects, open_objects
+
+
+def test_serving_pods_delay_sigterm_by_a_prestop_sleep():
+    """A terminating pod keeps answering while its endpoint removal propagates (the real
+    node's canary rollout lost a request without it, tests/node/test_rollouts.py)."""
+    for deployment in by_kind(render(sets=("rollout.strategy=canary",)), "Deployment"):
+        if "drift" in deployment["metadata"]["name"]:
+            continue
+        spec = deployment["spec"]["template"]["spec"]
+        server = spec["containers"][0]
+        assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+        assert spec["terminationGracePeriodSeconds"] > 5
+    off = by_kind(render(sets=("preStopDelaySeconds=0",)), "Deployment")
+    assert not any("lifecycle" in d["spec"]["template"]["spec"]["containers"][0] for d in off)
+    err = render_fails(sets=("preStopDelaySeconds=30", "terminationGracePeriodSeconds=30"))
+    assert "preStopDelaySeconds must be below terminationGracePeriodSeconds" in err, err

@@ -10,6 +10,9 @@ every install renders, so `helm install/upgrade/template` stop with a clear mess
 {{- if and (eq $v.rollout.strategy "canary") $v.autoscaling.enabled (eq (include "taxi-serve.canarySplit" .) "replicas") }}
 {{- fail "autoscaling.enabled with a replica-ratio canary would let the HPA change the traffic split: enable ingress or gateway, or disable autoscaling" }}
 {{- end }}
+{{- if and (gt (int $v.preStopDelaySeconds) 0) (ge (int $v.preStopDelaySeconds) (int $v.terminationGracePeriodSeconds)) }}
+{{- fail "preStopDelaySeconds must be below terminationGracePeriodSeconds: the pod would be killed before it drains" }}
+{{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
