@@ -16,15 +16,15 @@ import asyncio
 import functools
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import hiredis
 import numpy as np
-import pandas as pd
 
 from service import feast_wire
 from service.resp import ReplyError, RespClient
-from training.features import route_id
+from training.model import route_id
 
 PROJECT = "taxi_serve"
 MAX_CACHED_COMMANDS = 40_000
@@ -41,6 +41,10 @@ def entity_values(pickup: int, dropoff: int, how: int) -> dict[str, tuple[int, .
     """The join-key values of each projection for one trip."""
     return {"pickup_traffic": (pickup, how), "pickup_zone": (pickup,),
             "dropoff_zone": (dropoff,), "route_stats": (route_id(pickup, dropoff),)}
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)  # parquet nulls come back as None
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -88,7 +92,8 @@ class OnlineFeatures:
 
     redis_url: str
     model_columns: list[str]  # model columns that come from Feast, e.g. route_stats__r_trips
-    fallback_tables: dict[str, pd.DataFrame]
+    # feature view -> column -> values: the model's newest feature rows (Bundle.fallback)
+    fallback_tables: Mapping[str, Mapping[str, Sequence]]
     timeout_s: float = 0.05
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     probe_every_s: float = 0.2
@@ -111,10 +116,10 @@ class OnlineFeatures:
             table = self.fallback_tables.get(view)
             names = self.features[proj]
             rows: dict[tuple, list[float]] = {}
-            if table is not None and len(table):
+            if table:
                 present = [n for n in names if n in table]
-                for rec in table[list(keys) + present].itertuples(index=False):
-                    values = dict(zip(present, map(float, rec[len(keys):])))
+                for rec in zip(*(table[c] for c in (*keys, *present))):
+                    values = dict(zip(present, map(_float, rec[len(keys):])))
                     rows[tuple(int(v) for v in rec[:len(keys)])] = [
                         values.get(n, math.nan) for n in names]
             out[proj] = rows

@@ -30,15 +30,15 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from training.model import TARGETS, frame_columns, predict_all
+from training.model import TARGETS, predict_all
 
 TARGET_CPU = {"x86_64": "x86-64-v2", "AMD64": "x86-64-v2"}  # others: LLVM's "generic"
 # Compiled and LightGBM answers may differ by float rounding only (2e-12 measured).
@@ -179,28 +179,29 @@ def _manifest_matches(model_path: Path, out: Path) -> bool:
                     and (out / f"{t}.so").exists() for t in TARGETS))
 
 
-def load(model_path: Path, version: str, reference: pd.DataFrame | None,
+def load(model_path: Path, version: str, reference: Mapping[str, np.ndarray] | None,
          columns: dict[str, list[str]]) -> tuple[dict | None, str]:
     """The compiled boosters of a version, or None and the reason they cannot be used.
 
-    ``reference``: the model's reference sample (model columns plus the ``pred_<target>``
-    LightGBM gave at training time); the compiled trees must reproduce those predictions, so
-    LightGBM itself need not be loaded.
+    ``reference``: the columns of the model's reference sample (model columns plus the
+    ``pred_<target>`` LightGBM gave at training time); the compiled trees must reproduce those
+    predictions, so LightGBM itself need not be loaded.
     """
     out = compiled_dir(version)
     if not out.exists():
         return None, f"not compiled (python -m training compile taxi_trip:{version})"
     if not _manifest_matches(model_path, out):
         return None, f"{out} was compiled from other files or by another toolchain"
-    if reference is None or not len(reference):
+    n = len(next(iter(reference.values()), ())) if reference else 0
+    if not n:
         return None, "no reference sample to check the compiled trees against"
     try:
         compiled = {t: CompiledBooster(out / f"{t}.so", len(columns[t])) for t in TARGETS}
     except OSError as exc:
         return None, f"compiled libraries failed to load: {exc}"
-    got = predict_all(compiled, columns, frame_columns(reference), len(reference))
+    got = predict_all(compiled, columns, reference, n)
     for t in TARGETS:
-        want = reference[f"pred_{t}"].to_numpy(dtype="float64")
+        want = np.asarray(reference[f"pred_{t}"], dtype="float64")
         worst = float(np.max(np.abs(got[t] - want) / np.maximum(np.abs(want), 1.0)))
         if not worst <= AGREEMENT_RTOL:
             return None, f"compiled {t} differs from LightGBM by {worst:g} (relative)"

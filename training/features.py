@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.model import ZoneGeo, request_columns
+from training.model import ZoneGeo, request_columns, route_id
 
 FEATURE_SET_VERSION = "1"
 TIMESTAMP = "event_timestamp"
@@ -35,11 +35,6 @@ class FeatureConfig:
 def hour_of_week(local: pd.Series) -> pd.Series:
     """Monday 00:00-00:59 local time is 0, Sunday 23:00-23:59 is 167."""
     return (local.dt.dayofweek * 24 + local.dt.hour).astype("int64")
-
-
-def route_id(pickup_zone_id, dropoff_zone_id):
-    """The route entity key: pickup zone * 1000 + dropoff zone (132 -> 236 is 132236)."""
-    return pickup_zone_id * 1000 + dropoff_zone_id
 
 
 def add_trip_columns(trips: pd.DataFrame) -> pd.DataFrame:

@@ -8,10 +8,13 @@ predictions cannot disagree on preprocessing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is used: serving never loads it
+    import pandas as pd
 
 TARGETS = ("duration", "fare")
 # feature service of each target (defined in feature_repo/definitions.py)
@@ -28,17 +31,36 @@ DETOUR_FACTOR = 1.3  # street distance / straight-line distance between centroid
 MIN_EFF_DISTANCE = 0.25  # miles; a same-zone trip with no history still goes somewhere
 
 
-class ZoneGeo:
-    """Static zone attributes by LocationID: centroid and borough code (NaN when unknown)."""
+def route_id(pickup_zone_id, dropoff_zone_id):
+    """The route entity key: pickup zone * 1000 + dropoff zone (132 -> 236 is 132236)."""
+    return pickup_zone_id * 1000 + dropoff_zone_id
 
-    def __init__(self, zones: pd.DataFrame):
-        size = int(zones["LocationID"].max()) + 1
+
+def _number(value) -> float:
+    """A zone table cell as a float, NaN when empty or not a number (zones.csv has blanks)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+class ZoneGeo:
+    """Static zone attributes by LocationID: centroid and borough code (NaN when unknown).
+
+    ``zones`` maps column name -> values: a DataFrame or the columns of zones.csv as lists.
+    Borough codes are the positions of the sorted borough names (what pandas' category codes
+    gave when training started using them)."""
+
+    def __init__(self, zones: Mapping[str, Sequence]):
+        ids = np.asarray([int(v) for v in zones["LocationID"]], dtype="intp")
+        boroughs = [str(b) for b in zones["Borough"]]
+        size = int(ids.max()) + 1
         self.lat, self.lon, self.borough = (np.full(size, np.nan) for _ in range(3))
-        ids = zones["LocationID"].to_numpy()
-        self.lat[ids] = pd.to_numeric(zones["lat"], errors="coerce")
-        self.lon[ids] = pd.to_numeric(zones["lon"], errors="coerce")
-        self.borough[ids] = zones["Borough"].astype("category").cat.codes.astype("float64")
-        self.borough_names = dict(zip(zones["LocationID"], zones["Borough"]))
+        self.lat[ids] = [_number(v) for v in zones["lat"]]
+        self.lon[ids] = [_number(v) for v in zones["lon"]]
+        code = {name: i for i, name in enumerate(sorted(set(boroughs)))}
+        self.borough[ids] = [code[b] for b in boroughs]
+        self.borough_names = dict(zip(ids.tolist(), boroughs))
 
 
 def haversine_miles(lat1, lon1, lat2, lon2):
@@ -118,9 +140,27 @@ def frame_columns(frame: pd.DataFrame, names=None) -> dict[str, np.ndarray]:
     """A training/evaluation frame as the column mapping ``derive`` and ``matrix`` take;
     ``names`` limits it to those columns (a float64 copy of every column of a 1M-trip frame
     is most of training's memory)."""
+    from pandas.api.types import is_numeric_dtype
+
     keep = frame.columns if names is None else [c for c in frame.columns if c in names]
     return {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in keep
-            if pd.api.types.is_numeric_dtype(frame[c])}
+            if is_numeric_dtype(frame[c])}
+
+
+def table_columns(table) -> dict[str, np.ndarray]:
+    """``frame_columns`` for a small pyarrow Table (serving reads parquet without pandas):
+    every numeric or boolean column as float64, nulls as NaN."""
+    import pyarrow as pa
+
+    out = {}
+    for name, column in zip(table.column_names, table.columns):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            # through Python values: pyarrow's to_numpy imports pandas (a second of a
+            # worker's start) and this reads a few hundred reference rows
+            out[name] = np.array([np.nan if v is None else v for v in column.to_pylist()],
+                                 dtype="float64")
+    return out
 
 
 def inputs_of(columns: list[str]) -> frozenset[str]:

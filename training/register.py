@@ -9,6 +9,7 @@ model replaces the champion only if it is no worse on the same evaluation window
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -21,13 +22,12 @@ from typing import TYPE_CHECKING
 
 import bentoml
 import numpy as np
-import pandas as pd
 
-from training.features import TIMESTAMP
-from training.model import SERVICE_OF, TARGETS, model_columns, predict_frame
+from training.model import SERVICE_OF, TARGETS, model_columns, predict_frame, table_columns
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+    import pandas as pd
 
 log = logging.getLogger("taxi.register")
 MODEL_NAME = "taxi_trip"
@@ -86,8 +86,8 @@ class Bundle:
     boosters: dict[str, lgb.Booster]
     columns: dict[str, list[str]]
     metadata: dict
-    fallback: dict[str, pd.DataFrame]
-    zones: pd.DataFrame
+    fallback: dict[str, dict[str, list]]  # feature view -> column -> values (newest rows)
+    zones: dict[str, list[str]]  # zones.csv, column -> values
     path: Path
     engine: str = "lightgbm"  # or "compiled" (training/compile.py)
 
@@ -111,7 +111,8 @@ def load_bundle(tag: str, compiled: bool = False) -> Bundle:
         from training import compile as compiler
 
         reference = path / "reference.parquet"
-        check = pd.read_parquet(reference).head(500) if reference.exists() else None
+        check = (table_columns(read_table(reference).slice(0, 500)) if reference.exists()
+                 else None)
         boosters, reason = compiler.load(path, model.tag.version, check, meta["columns"])
         if boosters is None:
             log.warning("model %s: serving with LightGBM, %s", model.tag, reason)
@@ -123,13 +124,32 @@ def load_bundle(tag: str, compiled: bool = False) -> Bundle:
         import lightgbm as lgb
 
         boosters = {t: lgb.Booster(model_file=str(path / f"{t}.txt")) for t in TARGETS}
-    fallback = {p.stem: pd.read_parquet(p) for p in sorted((path / "fallback").glob("*.parquet"))}
-    zones = pd.read_csv(path / "zones.csv", keep_default_na=False)
+    fallback = {p.stem: read_table(p).to_pydict()
+                for p in sorted((path / "fallback").glob("*.parquet"))}
+    with open(path / "zones.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    zones = {name: [row[i] for row in rows[1:]] for i, name in enumerate(rows[0])}
     return Bundle(str(model.tag), boosters, meta["columns"], meta, fallback, zones, path, engine)
+
+
+def read_table(path: Path):
+    """A parquet file's numeric and boolean columns as a pyarrow Table: a serving worker reads
+    its model's files without pandas, whose import was a fifth of a worker's start
+    (docs/resilience.md). Converting a timestamp column, or ``read_table``'s dataset code,
+    would import it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    numbers = [f.name for f in source.schema_arrow if pa.types.is_integer(f.type)
+               or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)]
+    return source.read(columns=numbers)
 
 
 def latest_snapshot(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Each entity's newest feature row: what the service falls back to without Redis."""
+    from training.features import TIMESTAMP
+
     out = {}
     for name, frame in tables.items():
         keys = [c for c in frame.columns if c.endswith("_id") or c == "hour_of_week"]

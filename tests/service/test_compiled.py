@@ -11,6 +11,7 @@ import pytest
 
 from common.paths import ROOT
 from training import compile as compiler
+from training.model import frame_columns
 from training.register import load_bundle
 
 pytestmark = pytest.mark.service
@@ -47,10 +48,10 @@ def test_trees_that_disagree_with_the_reference_are_refused(model_tag):
     bundle = load_bundle(model_tag)
     reference = pd.read_parquet(bundle.path / "reference.parquet").head(200)
     version = model_tag.split(":")[1]
-    ok, reason = compiler.load(bundle.path, version, reference, bundle.columns)
+    ok, reason = compiler.load(bundle.path, version, frame_columns(reference), bundle.columns)
     assert ok is not None and reason == "compiled"
     reference["pred_fare"] = reference["pred_fare"] * 1.001
-    ok, reason = compiler.load(bundle.path, version, reference, bundle.columns)
+    ok, reason = compiler.load(bundle.path, version, frame_columns(reference), bundle.columns)
     assert ok is None and "compiled fare differs from LightGBM" in reason
 
 

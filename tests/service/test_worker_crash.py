@@ -32,9 +32,11 @@ def test_a_crashed_worker_fails_at_most_the_requests_in_flight(two_workers):
     grpc_port = int(served.grpc.rsplit(":", 1)[1])
     before = worker_pids(served.proc.pid)
     assert len(before) == 2, before
-    for pid in before:  # compiled trees: LightGBM's library is never loaded by a worker
+    for pid in before:  # compiled trees: neither LightGBM's library nor pandas is loaded
         with open(f"/proc/{pid}/maps") as maps:
-            assert "lib_lightgbm" not in maps.read()
+            mapped = maps.read()
+        assert "lib_lightgbm" not in mapped
+        assert "/pandas/_libs/" not in mapped
     drill = Drill(served.http, served.grpc, real_trips(200))
     # 40 req/s per protocol for 12 s, the kill after 4 s: bounded at 960 requests
     report = asyncio.run(drill.run(served.proc.pid, grpc_port, workers=2, rate=40.0,

@@ -75,13 +75,14 @@ def test_non_numbers_and_garbage_are_refused_with_the_field():
         feast_wire.value(b"\x20\xff\xff")
 
 
-def test_the_serving_path_does_not_import_feast_or_lightgbm():
-    """With compiled trees, a worker needs neither; they cost most of its start (issue 15).
-    (tests/service/test_worker_crash.py checks a live worker's memory maps too.)"""
+def test_the_serving_path_does_not_import_feast_lightgbm_or_pandas():
+    """With compiled trees, a worker needs none of them; they cost most of its start (issue
+    15). (tests/service/test_worker_crash.py checks a live worker's memory maps too, after
+    it loaded its model.)"""
     code = ("import sys, service.http_app, service.grpc_server, service.predictor, "
             "service.predlog, service.feedback, service.accuracy, training.compile; "
-            "print(sorted(m for m in ('feast', 'lightgbm', 'sklearn', 'scipy', 'dask') "
-            "if m in sys.modules))")
+            "print(sorted(m for m in ('feast', 'lightgbm', 'sklearn', 'scipy', 'dask', "
+            "'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, env={"BENTOML_DO_NOT_TRACK": "true", "PATH": "/usr/bin:/bin"},
                          timeout=300)
