@@ -100,3 +100,31 @@ def test_drift_monitor_exits_on_sigterm_within_the_grace_period(daemon, refs, br
         assert code == "0", daemon.docker("logs", cid, check=False).stderr[-3000:]
     finally:
         daemon.docker("rm", "-f", cid, check=False)
+
+
+def test_job_image_stops_on_sigterm_and_leaves_the_store_untouched(daemon, refs, bridge_redis,
+                                                                   tmp_path):
+    """A pipeline stopped mid-training (a CronJob's pod deleted, a node drained) exits within
+    the grace period and registers nothing: no model version, no champion pointer."""
+    store = tmp_path / "models"
+    store.mkdir()
+    os.chown(store, int(UID), int(UID))
+    args = ["run", "-d", "--read-only", "-v", f"{store}:/models",
+            "-e", f"REDIS_URL={bridge_redis.rsplit('/', 1)[0]}/1"]
+    for path in ("/tmp", "/opt/taxi/app/artifacts", "/opt/taxi/app/feature_repo/data"):
+        args += ["--tmpfs", f"{path}:uid={UID},gid={UID}"]
+    cid = daemon.docker(*args, refs["job"], "python", "-m", "training", "pipeline").stdout.strip()
+    try:
+        deadline = time.monotonic() + 1200  # the steps before the fit, on a loaded machine
+        while "fit duration" not in (logs := daemon.docker("logs", cid, check=False)).stdout \
+                + logs.stderr:
+            running = daemon.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip()
+            assert running == "true" and time.monotonic() < deadline, logs.stderr[-3000:]
+            time.sleep(1)
+        daemon.docker("kill", "--signal", "TERM", cid)
+        code = daemon.docker("wait", cid, timeout=30).stdout.strip()
+        assert code == "143", daemon.docker("logs", cid, check=False).stderr[-3000:]
+    finally:
+        daemon.docker("rm", "-f", cid, check=False)
+    assert not (store / "bentoml" / "taxi-serve" / "champion.json").exists()
+    assert not list((store / "bentoml" / "models").glob("taxi_trip/*/duration.txt"))
