@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     process_check_s: float = Field(
         default=1.0, ge=0.1, le=60, description="how often the process manager looks for "
         "crashed workers to replace (BentoML's own: every 10 s); service/serve_cli.py")
+    drain_file: Path | None = Field(
+        default=None, description="when this file appears (a pod's preStop hook creates it), "
+        "/readyz answers 503 and HTTP connections close after each response; "
+        "service/drain.py")
     compiled_model: bool = Field(default=True, description="serve the model's compiled trees "
                                  "when `python -m training compile` made them")
     batch_threads: int = Field(default=2, ge=1, le=64,

@@ -102,9 +102,10 @@ class JsonRoutes:
     /openapi.json`` goes to ``docs``; anything else is a 404 or 405 in the error shape."""
 
     def __init__(self, docs, get_predictor: Callable[[], Predictor], max_batch: int,
-                 get_feedback: Callable[[], FeedbackStore] | None = None):
+                 get_feedback: Callable[[], FeedbackStore] | None = None,
+                 draining: Callable[[], bool] | None = None):
         self.docs, self.get_predictor, self.max_batch = docs, get_predictor, max_batch
-        self.get_feedback = get_feedback
+        self.get_feedback, self.draining = get_feedback, draining
         self.routes = {"/predict": self.predict, "/predict_batch": self.predict_batch}
         if get_feedback is not None:
             self.routes["/feedback"] = self.feedback
@@ -129,6 +130,8 @@ class JsonRoutes:
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
         headers.append((b"content-length", str(len(body)).encode()))
+        if self.draining is not None and self.draining():
+            headers.append((b"connection", b"close"))  # service/drain.py
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         label = path if path in self.routes else "other"
@@ -224,8 +227,10 @@ async def _read_body(receive, limit: int, headers) -> bytes | None:
 
 
 def create_app(get_predictor: Callable[[], Predictor], max_batch: int = 1000,
-               get_feedback: Callable[[], FeedbackStore] | None = None):
-    """The HTTP app; ``get_predictor`` returns the service's loaded predictor and
-    ``get_feedback`` its feedback store (no /feedback route without one)."""
+               get_feedback: Callable[[], FeedbackStore] | None = None,
+               draining: Callable[[], bool] | None = None):
+    """The HTTP app; ``get_predictor`` returns the service's loaded predictor,
+    ``get_feedback`` its feedback store (no /feedback route without one) and ``draining``
+    whether the pod is draining (service/drain.py)."""
     docs = document_app(max_batch, feedback=get_feedback is not None)
-    return JsonRoutes(docs, get_predictor, max_batch, get_feedback)
+    return JsonRoutes(docs, get_predictor, max_batch, get_feedback, draining)

@@ -17,6 +17,7 @@ import bentoml
 from common.settings import Settings
 from service import slow_clients
 from service.accuracy import AccuracyReporter, parse_windows
+from service.drain import Drain
 from service.feedback import FeedbackStore
 from service.http_app import create_app
 from service.predictor import Predictor
@@ -44,6 +45,11 @@ def current_feedback() -> FeedbackStore:
     return _state["feedback"]
 
 
+def draining() -> bool:
+    drain = _state.get("drain")
+    return drain is not None and drain.active
+
+
 def _max_batch() -> int:
     return int(os.environ.get("TAXI_MAX_BATCH", "1000"))
 
@@ -66,7 +72,8 @@ def _install_read_timeouts() -> None:
 
 # before BentoML's worker builds uvicorn's Config (it loads this module first)
 _install_read_timeouts()
-http_app = create_app(current_predictor, max_batch=_max_batch(), get_feedback=current_feedback)
+http_app = create_app(current_predictor, max_batch=_max_batch(), get_feedback=current_feedback,
+                      draining=draining)
 
 
 @bentoml.service(
@@ -107,7 +114,9 @@ class TaxiService:
         self.feedback = FeedbackStore(s.redis_url, ttl_s=s.feedback_ttl_s)
         self.accuracy = AccuracyReporter(self.predictor, parse_windows(s.accuracy_windows),
                                          s.accuracy_refresh_s)
-        _state["predictor"], _state["feedback"] = self.predictor, self.feedback
+        self.drain = Drain(s.drain_file)
+        _state["predictor"], _state["feedback"], _state["drain"] = (self.predictor,
+                                                                    self.feedback, self.drain)
         self.grpc_server = None
         # Everything loaded so far lives as long as the worker: keep it out of the cyclic
         # GC's scans, whose full passes over Feast/pandas/BentoML objects stall requests.
@@ -119,8 +128,9 @@ class TaxiService:
 
     @bentoml.on_startup
     async def start_grpc(self) -> None:
-        """Start gRPC and the accuracy refresher in this worker's event loop."""
+        """Start gRPC, the accuracy refresher and the drain watch in this worker's loop."""
         self.accuracy.start(self.settings.redis_url)
+        self.drain.start()
         if self.settings.grpc_port:
             from service import grpc_server
 
@@ -133,10 +143,12 @@ class TaxiService:
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=2.0)
         await self.accuracy.stop()
+        await self.drain.stop()
         if self.predictor.log is not None:
             await self.predictor.log.close()
         await self.feedback.close()
         await self.predictor.features.close()
 
     async def __is_ready__(self) -> bool:
-        return await self.predictor.ready()
+        # a draining pod is on its way out: not ready, whatever its features say
+        return not self.drain.check() and await self.predictor.ready()

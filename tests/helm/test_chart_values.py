@@ -195,16 +195,23 @@ def test_schema_is_closed_everywhere():
 
 
 def test_serving_pods_delay_sigterm_by_a_prestop_sleep():
-    """A terminating pod keeps answering while its endpoint removal propagates (the real
-    node's canary rollout lost a request without it, tests/node/test_rollouts.py)."""
+    """A terminating pod keeps answering while its endpoint removal propagates, and tells
+    kept-alive clients to reconnect (the real node's canary rollout lost a request without
+    it, tests/node/test_rollouts.py)."""
     for deployment in by_kind(render(sets=("rollout.strategy=canary",)), "Deployment"):
         if "drift" in deployment["metadata"]["name"]:
             continue
         spec = deployment["spec"]["template"]["spec"]
         server = spec["containers"][0]
-        assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+        env = {e["name"]: e.get("value") for e in server["env"]}
+        assert server["lifecycle"]["preStop"]["exec"]["command"] == [
+            "sh", "-c", f"touch {env['TAXI_DRAIN_FILE']} && sleep 5"]
+        assert env["TAXI_DRAIN_FILE"].startswith("/tmp/")  # the writable emptyDir
         assert spec["terminationGracePeriodSeconds"] > 5
     off = by_kind(render(sets=("preStopDelaySeconds=0",)), "Deployment")
-    assert not any("lifecycle" in d["spec"]["template"]["spec"]["containers"][0] for d in off)
+    for d in off:
+        server = d["spec"]["template"]["spec"]["containers"][0]
+        assert "lifecycle" not in server
+        assert "TAXI_DRAIN_FILE" not in {e["name"] for e in server.get("env", [])}
     err = render_fails(sets=("preStopDelaySeconds=30", "terminationGracePeriodSeconds=30"))
     assert "preStopDelaySeconds must be below terminationGracePeriodSeconds" in err, err

@@ -64,6 +64,10 @@ env:
   - name: TAXI_TRACK
     value: {{ .track | quote }}
 {{- end }}
+{{- if .drainFile }}
+  - name: TAXI_DRAIN_FILE
+    value: {{ .drainFile | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Mounts: a writable /tmp (the root filesystem is read-only) and the model store. */}}
