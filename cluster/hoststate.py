@@ -128,8 +128,19 @@ def unmount_under(state_dir: Path) -> list[str]:
 
 
 def remove_pod_logs(before: dict, pod_uids: set[str]) -> list[str]:
-    """Pod log dirs/links that appeared since `record` and belong to one of our pods."""
+    """Pod log dirs/links that appeared since `record` and belong to one of our pods.
+
+    ``pod_uids`` are the pods the kubelet still had; a pod deleted just before the node
+    stopped (a terminating canary pod) is gone from there while its log directory, which the
+    kubelet removes later, is not. Directories named ``<ns>_<pod>_<uid>`` that appeared in
+    /var/log/pods while the node ran are this node's too: its kubelet is the only one here
+    (`check` reports any new entry either way)."""
     done = []
+    pods_dir = str(POD_LOGS[0])
+    if pods_dir in before and POD_LOGS[0].is_dir():
+        old = set(before[pods_dir] or [])
+        pod_uids = set(pod_uids) | {e.name.rsplit("_", 1)[-1] for e in POD_LOGS[0].iterdir()
+                                    if e.name not in old and e.name.count("_") >= 2}
     for name, old in before.items():
         d = Path(name)
         if not d.is_dir():
