@@ -46,8 +46,9 @@ image-tag: setup ## Print the tag `make images` gives every image at this commit
 test-images: images ## Image tests: docker run of each image, parity, read-only, SIGTERM, layers
 	TAXI_IMAGE_TESTS=1 $(PY) -m pytest tests/images -q $(PYTEST_ARGS)
 
-# Also not part of `make test` yet: a real one-node cluster, the images above and the dev Redis
-# (Debian's redis-server) loaded into the node's dockerd, then helm install and traffic.
+# Run by CI after the image tests (it needs root, dockerd and the images): a real one-node
+# cluster, the images above and the dev Redis (Debian's redis-server) loaded into the node's
+# dockerd, then helm install and traffic.
 test-node: images node-tools ## Real-node tests: helm install on kubelet + dockerd, probes, helm test, HTTP/gRPC through the Service
 	$(PY) -m cluster.images build --base $(BASE_IMAGE) redis
 	TAXI_NODE_TESTS=1 $(PY) -m pytest tests/node -q $(PYTEST_ARGS)
