@@ -17,6 +17,7 @@ from service import metrics
 from service.online_features import OnlineFeatures
 from service.schemas import Prediction, TripRequest
 from training.model import (
+    SingleRow,
     ZoneGeo,
     column_index,
     derive,
@@ -104,6 +105,7 @@ class Predictor:
         self.log_columns = model_columns(bundle.columns)
         feast_cols = [c for c in self.log_columns if "__" in c]
         self.features = OnlineFeatures(redis_url, feast_cols, bundle.fallback, timeout_s)
+        self._single = SingleRow(self.geo, self.log_columns, self.features.columns)
         self.labels = {"model_version": self.version, "track": track}
         self._index = column_index(bundle.columns, self.log_columns)
         self._eff = self.log_columns.index("eff_distance")
@@ -160,14 +162,23 @@ class Predictor:
     def _model(self, trips, pickup, dropoff, hour, weekday, local, feats):
         """The model matrix and both predictions (CPU only: safe on a worker thread)."""
         n = len(trips)
+        if n == 1:  # the ride app's request: one row without per-column numpy calls
+            t, lt = trips[0], local[0]
+            x = self._single.row(
+                pickup[0], dropoff[0], hour[0], weekday[0], lt.minute,
+                np.nan if t.passenger_count is None else t.passenger_count,
+                np.nan if t.trip_distance_miles is None else t.trip_distance_miles, feats[0])
+            return self._predict(x)
         cols = request_columns(
             self.geo, pickup, dropoff, hour, weekday, [lt.minute for lt in local],
             [np.nan if t.passenger_count is None else t.passenger_count for t in trips],
             [np.nan if t.trip_distance_miles is None else t.trip_distance_miles for t in trips])
         for j, name in enumerate(self.features.columns):
             cols[name] = feats[:, j]
-        x = matrix(derive(cols), self.log_columns, n)
-        threads = self.batch_threads if n >= self.parallel_from else 1
+        return self._predict(matrix(derive(cols), self.log_columns, n))
+
+    def _predict(self, x: np.ndarray):
+        threads = self.batch_threads if len(x) >= self.parallel_from else 1
         preds = predict_matrix(self.bundle.boosters, self._index, x, x[:, self._eff], threads)
         # A trip takes time and costs >= 0.
         durations = np.maximum(preds["duration"], 1.0).round(1)

@@ -8,6 +8,7 @@ predictions cannot disagree on preprocessing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -207,3 +208,65 @@ def predict_all(boosters: dict, columns: dict[str, list[str]], cols: Mapping, n:
 def predict_frame(boosters: dict, columns: dict[str, list[str]], frame: pd.DataFrame) -> dict:
     """``predict_all`` for a frame of trips with request inputs and Feast features."""
     return predict_all(boosters, columns, derive(frame_columns(frame)), len(frame))
+
+
+class SingleRow:
+    """One trip's model row as ``matrix(derive(request_columns(...)), names, 1)`` gives it,
+    bit for bit, without per-column numpy calls on 1-element arrays (92 us of a served
+    prediction, docs/performance.md). Python floats and numpy float64 share IEEE double
+    arithmetic, and the operations run in ``derive``'s order; the centroid distance comes
+    from ``haversine_miles`` itself on the same 1-element arrays, cached per zone pair."""
+
+    MAX_CACHED_PAIRS = 100_000
+
+    def __init__(self, geo: ZoneGeo, names: list[str], feature_names: list[str]):
+        self.geo, self.names = geo, list(names)
+        self.feature_names = list(feature_names)
+        self._centroid: dict[tuple[int, int], float] = {}
+
+    def centroid(self, pu: int, do: int) -> float:
+        value = self._centroid.get((pu, do))
+        if value is None:
+            if len(self._centroid) >= self.MAX_CACHED_PAIRS:
+                self._centroid.clear()
+            p, d = np.array([pu]), np.array([do])
+            geo = self.geo
+            value = self._centroid[(pu, do)] = float(
+                haversine_miles(geo.lat[p], geo.lon[p], geo.lat[d], geo.lon[d])[0])
+        return value
+
+    def row(self, pu: int, do: int, hour: int, weekday: int, minute: int,
+            passengers: float, distance: float, features) -> np.ndarray:
+        """A 1 x len(names) float64 matrix; ``features`` are the fetched values in
+        ``feature_names`` order. ``passengers`` / ``distance``: NaN when not sent."""
+        hour_f = float(hour)
+        centroid = self.centroid(pu, do)
+        cols = {"pickup_zone_id": float(pu), "dropoff_zone_id": float(do), "hour": hour_f,
+                "weekday": float(weekday), "minute_of_day": hour_f * 60 + float(minute),
+                "passenger_count": float(passengers), "trip_distance": float(distance),
+                "pickup_borough": float(self.geo.borough[pu]),
+                "dropoff_borough": float(self.geo.borough[do]), "centroid_miles": centroid}
+        cols.update(zip(self.feature_names, map(float, features)))
+        eff = _first(cols, ("trip_distance", "route_stats__r_distance_median"))
+        if math.isnan(eff):
+            eff = centroid * DETOUR_FACTOR
+        if eff < MIN_EFF_DISTANCE:  # np.maximum: NaN stays NaN
+            eff = MIN_EFF_DISTANCE
+        speed = _first(cols, ("pickup_traffic__zh_speed_median", "pickup_zone__z_speed_median"))
+        per_mile = _first(cols, ("pickup_traffic__zh_fare_per_mile_median",
+                                 "pickup_zone__z_fare_per_mile_median",
+                                 "dropoff_zone__z_fare_per_mile_median"))
+        cols["eff_distance"] = eff
+        cols["eta_from_speed_s"] = eff / speed * 3600.0 if speed > 0 else math.nan
+        cols["fare_from_per_mile"] = eff * per_mile
+        nan = math.nan
+        return np.array([[cols.get(name, nan) for name in self.names]], dtype="float64")
+
+
+def _first(cols: Mapping[str, float], names: tuple[str, ...]) -> float:
+    """``_first_present`` for one row: the first of ``names`` present and not NaN."""
+    for name in names:
+        value = cols.get(name)
+        if value is not None and not math.isnan(value):
+            return value
+    return math.nan
