@@ -17,16 +17,30 @@ from tests.images.conftest import UID, container_ip
 pytestmark = pytest.mark.images
 
 
-def job_run(daemon, ref: str, store, *cmd: str, env: tuple[str, ...] = ()):
-    """docker run the job image read-only: /tmp, the artifacts and the feature data as tmpfs
-    (the chart mounts volumes there) and ``store`` as the model store."""
-    name = f"taxi-job-{uuid.uuid4().hex[:8]}"
-    args = ["run", "--rm", "--name", name, "--read-only"]
+def job_options(store, env: tuple[str, ...] = ()) -> list[str]:
+    """`docker run` options of the job image as the chart runs it: read-only, /tmp, the
+    artifacts and the feature data as tmpfs (the chart mounts volumes there) and ``store`` as
+    the model store."""
+    args = ["--read-only"]
     for path in ("/tmp", "/opt/taxi/app/artifacts", "/opt/taxi/app/feature_repo/data"):
         args += ["--tmpfs", f"{path}:uid={UID},gid={UID}"]
     args += ["-v", f"{store}:/models"]
     for e in env:
         args += ["-e", e]
+    return args
+
+
+def sigterm_exit_code(daemon, cid: str) -> str:
+    """SIGTERM a running container; its exit code, once it stopped within the chart's 30 s
+    grace period."""
+    daemon.docker("kill", "--signal", "TERM", cid)
+    return daemon.docker("wait", cid, timeout=30).stdout.strip()
+
+
+def job_run(daemon, ref: str, store, *cmd: str, env: tuple[str, ...] = ()):
+    """docker run the job image read-only (``job_options``) and wait for it."""
+    name = f"taxi-job-{uuid.uuid4().hex[:8]}"
+    args = ["run", "--rm", "--name", name, *job_options(store, env)]
     try:  # the pipeline takes minutes, many more on a loaded machine
         return daemon.docker(*args, ref, *cmd, check=False, timeout=2400)
     finally:  # a timed-out client leaves its container running
@@ -95,8 +109,7 @@ def test_drift_monitor_exits_on_sigterm_within_the_grace_period(daemon, refs, br
             assert running == "true" and time.monotonic() < deadline, \
                 daemon.docker("logs", cid, check=False).stderr[-3000:]
             time.sleep(1)
-        daemon.docker("kill", "--signal", "TERM", cid)
-        code = daemon.docker("wait", cid, timeout=30).stdout.strip()
+        code = sigterm_exit_code(daemon, cid)
         assert code == "0", daemon.docker("logs", cid, check=False).stderr[-3000:]
     finally:
         daemon.docker("rm", "-f", cid, check=False)
@@ -109,11 +122,9 @@ def test_job_image_stops_on_sigterm_and_leaves_the_store_untouched(daemon, refs,
     store = tmp_path / "models"
     store.mkdir()
     os.chown(store, int(UID), int(UID))
-    args = ["run", "-d", "--read-only", "-v", f"{store}:/models",
-            "-e", f"REDIS_URL={bridge_redis.rsplit('/', 1)[0]}/1"]
-    for path in ("/tmp", "/opt/taxi/app/artifacts", "/opt/taxi/app/feature_repo/data"):
-        args += ["--tmpfs", f"{path}:uid={UID},gid={UID}"]
-    cid = daemon.docker(*args, refs["job"], "python", "-m", "training", "pipeline").stdout.strip()
+    env = (f"REDIS_URL={bridge_redis.rsplit('/', 1)[0]}/1",)
+    cid = daemon.docker("run", "-d", *job_options(store, env), refs["job"], "python", "-m",
+                        "training", "pipeline").stdout.strip()
     try:
         deadline = time.monotonic() + 1200  # the steps before the fit, on a loaded machine
         while "fit duration" not in (logs := daemon.docker("logs", cid, check=False)).stdout \
@@ -121,8 +132,7 @@ def test_job_image_stops_on_sigterm_and_leaves_the_store_untouched(daemon, refs,
             running = daemon.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip()
             assert running == "true" and time.monotonic() < deadline, logs.stderr[-3000:]
             time.sleep(1)
-        daemon.docker("kill", "--signal", "TERM", cid)
-        code = daemon.docker("wait", cid, timeout=30).stdout.strip()
+        code = sigterm_exit_code(daemon, cid)
         assert code == "143", daemon.docker("logs", cid, check=False).stderr[-3000:]
     finally:
         daemon.docker("rm", "-f", cid, check=False)

@@ -82,3 +82,15 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=30)
         self.result.seconds = time.monotonic() - self._start
+
+
+def check_load(kube, label: str, load: Load) -> None:
+    """Record a scenario's request counts in the suite's timings and assert the load held
+    (no time or count limit hit first, at least 100 req/s) with zero failed requests."""
+    result = load.result
+    kube.timings[f"{label}: requests sent"] = result.sent
+    kube.timings[f"{label}: failed requests"] = len(result.failures)
+    assert not result.ran_out, f"{label}: the load stopped before the scenario ended"
+    assert result.rate >= 100, f"{label}: load reached only {result.rate:.0f} req/s"
+    assert result.failures == [], (f"{label}: {len(result.failures)} of {result.sent} failed: "
+                                   f"{sorted(set(result.failures))[:5]}")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.node.conftest import SERVICE, service_ip
-from tests.node.loadgen import Load
+from tests.node.loadgen import Load, check_load
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
 SERVING = "app.kubernetes.io/component=server"
@@ -35,13 +35,7 @@ def test_deleting_a_serving_pod_under_load_fails_no_request(node_cluster, releas
         node_cluster.timings["pod delete -> replacement Ready, under load"] = \
             time.monotonic() - started
         time.sleep(5)
-    result = load.result
-    node_cluster.timings["pod delete: requests sent"] = result.sent
-    node_cluster.timings["pod delete: failed requests"] = len(result.failures)
-    assert not result.ran_out, "the load stopped before the replacement was Ready"
-    assert result.rate >= 100, f"load reached only {result.rate:.0f} req/s"
-    assert result.failures == [], (f"{len(result.failures)} of {result.sent} failed: "
-                                   f"{sorted(set(result.failures))[:5]}")
+    check_load(node_cluster, "pod delete", load)
 
 
 def test_draining_the_node_respects_the_pdb_and_fails_no_request(node_cluster, release, trips):
@@ -78,10 +72,4 @@ def test_draining_the_node_respects_the_pdb_and_fails_no_request(node_cluster, r
         drain.stdout[-2000:] + drain.stderr[-2000:]
     assert len(left) == 1, "the PDB must keep one of the two serving pods"
     assert len(pending) == 1, "the evicted pod's replacement waits for a schedulable node"
-    result = load.result
-    kube.timings["node drain: requests sent"] = result.sent
-    kube.timings["node drain: failed requests"] = len(result.failures)
-    assert not result.ran_out, "the load stopped before the pods were back"
-    assert result.rate >= 100, f"load reached only {result.rate:.0f} req/s"
-    assert result.failures == [], (f"{len(result.failures)} of {result.sent} failed: "
-                                   f"{sorted(set(result.failures))[:5]}")
+    check_load(kube, "node drain", load)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.node.conftest import CHART, SERVICE, VALUES, image_sets, service_ip
-from tests.node.loadgen import Load
+from tests.node.loadgen import Load, check_load
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
 RATE = 120
@@ -64,16 +64,6 @@ def serves_only(kube, namespace: str, service: str, track: str) -> bool:
 
 def history(kube, namespace: str, name: str) -> list[dict]:
     return json.loads(kube.helm("history", name, "-n", namespace, "-o", "json").stdout)
-
-
-def check_load(kube, label: str, load: Load) -> None:
-    result = load.result
-    kube.timings[f"{label}: requests sent"] = result.sent
-    kube.timings[f"{label}: failed requests"] = len(result.failures)
-    assert not result.ran_out, f"{label}: the load stopped before the rollout ended"
-    assert result.rate >= 100, f"{label}: load reached only {result.rate:.0f} req/s"
-    assert result.failures == [], (f"{label}: {len(result.failures)} of {result.sent} failed: "
-                                   f"{sorted(set(result.failures))[:5]}")
 
 
 def test_blue_green_switch_and_flip_back_under_load(node_cluster, release, image_refs,
