@@ -89,12 +89,21 @@ def request_columns(geo: ZoneGeo, pickup_zone_id, dropoff_zone_id, hour, weekday
     }
 
 
-def _first_present(cols: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+def _first_present(cols: Mapping[str, np.ndarray], names: tuple[str, ...], n: int
+                   ) -> np.ndarray:
     out = np.full(n, np.nan)
     for name in names:
         if name in cols:
             out = np.where(np.isnan(out), np.asarray(cols[name], dtype="float64"), out)
     return out
+
+
+# Where ``derive`` takes each quantity from, first present and not NaN wins (the batch path
+# and ``SingleRow`` both read these).
+EFF_DISTANCE_FROM = ("trip_distance", "route_stats__r_distance_median")
+SPEED_FROM = ("pickup_traffic__zh_speed_median", "pickup_zone__z_speed_median")
+PER_MILE_FROM = ("pickup_traffic__zh_fare_per_mile_median", "pickup_zone__z_fare_per_mile_median",
+                 "dropoff_zone__z_fare_per_mile_median")
 
 
 def derive(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -104,14 +113,11 @@ def derive(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     else the centroid distance times a typical detour factor.
     """
     n = len(cols["trip_distance"])
-    eff = _first_present(cols, ["trip_distance", "route_stats__r_distance_median"], n)
+    eff = _first_present(cols, EFF_DISTANCE_FROM, n)
     eff = np.where(np.isnan(eff), cols["centroid_miles"] * DETOUR_FACTOR, eff)
     eff = np.maximum(eff, MIN_EFF_DISTANCE)
-    speed = _first_present(cols, ["pickup_traffic__zh_speed_median",
-                                  "pickup_zone__z_speed_median"], n)
-    per_mile = _first_present(cols, ["pickup_traffic__zh_fare_per_mile_median",
-                                     "pickup_zone__z_fare_per_mile_median",
-                                     "dropoff_zone__z_fare_per_mile_median"], n)
+    speed = _first_present(cols, SPEED_FROM, n)
+    per_mile = _first_present(cols, PER_MILE_FROM, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.where(speed > 0, eff / speed * 3600.0, np.nan)
     cols["eff_distance"], cols["eta_from_speed_s"] = eff, eta
@@ -130,11 +136,7 @@ def matrix(cols: Mapping[str, np.ndarray], columns: list[str], n: int,
 
 
 # What ``derive`` reads besides a booster's own columns
-DERIVE_INPUTS = frozenset({"trip_distance", "centroid_miles", "route_stats__r_distance_median",
-                           "pickup_traffic__zh_speed_median", "pickup_zone__z_speed_median",
-                           "pickup_traffic__zh_fare_per_mile_median",
-                           "pickup_zone__z_fare_per_mile_median",
-                           "dropoff_zone__z_fare_per_mile_median"})
+DERIVE_INPUTS = frozenset({"centroid_miles", *EFF_DISTANCE_FROM, *SPEED_FROM, *PER_MILE_FROM})
 
 
 def frame_columns(frame: pd.DataFrame, names=None) -> dict[str, np.ndarray]:
@@ -149,19 +151,13 @@ def frame_columns(frame: pd.DataFrame, names=None) -> dict[str, np.ndarray]:
 
 
 def table_columns(table) -> dict[str, np.ndarray]:
-    """``frame_columns`` for a small pyarrow Table (serving reads parquet without pandas):
-    every numeric or boolean column as float64, nulls as NaN."""
-    import pyarrow as pa
-
-    out = {}
-    for name, column in zip(table.column_names, table.columns):
-        kind = column.type
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            # through Python values: pyarrow's to_numpy imports pandas (a second of a
-            # worker's start) and this reads a few hundred reference rows
-            out[name] = np.array([np.nan if v is None else v for v in column.to_pylist()],
-                                 dtype="float64")
-    return out
+    """``frame_columns`` for a small pyarrow Table of numeric and boolean columns (what
+    ``training.register.read_table`` reads): each column as float64, nulls as NaN. Through
+    Python values: pyarrow's to_numpy imports pandas (a second of a worker's start), and this
+    reads a few hundred reference rows."""
+    return {name: np.array([np.nan if v is None else v for v in column.to_pylist()],
+                           dtype="float64")
+            for name, column in zip(table.column_names, table.columns)}
 
 
 def inputs_of(columns: list[str]) -> frozenset[str]:
@@ -247,15 +243,13 @@ class SingleRow:
                 "pickup_borough": float(self.geo.borough[pu]),
                 "dropoff_borough": float(self.geo.borough[do]), "centroid_miles": centroid}
         cols.update(zip(self.feature_names, map(float, features)))
-        eff = _first(cols, ("trip_distance", "route_stats__r_distance_median"))
+        eff = _first(cols, EFF_DISTANCE_FROM)
         if math.isnan(eff):
             eff = centroid * DETOUR_FACTOR
         if eff < MIN_EFF_DISTANCE:  # np.maximum: NaN stays NaN
             eff = MIN_EFF_DISTANCE
-        speed = _first(cols, ("pickup_traffic__zh_speed_median", "pickup_zone__z_speed_median"))
-        per_mile = _first(cols, ("pickup_traffic__zh_fare_per_mile_median",
-                                 "pickup_zone__z_fare_per_mile_median",
-                                 "dropoff_zone__z_fare_per_mile_median"))
+        speed = _first(cols, SPEED_FROM)
+        per_mile = _first(cols, PER_MILE_FROM)
         cols["eff_distance"] = eff
         cols["eta_from_speed_s"] = eff / speed * 3600.0 if speed > 0 else math.nan
         cols["fare_from_per_mile"] = eff * per_mile
