@@ -1,4 +1,4 @@
-"""Start and stop a local Kubernetes control plane on 127.0.0.1.
+"""Start and stop a local Kubernetes control plane on 127.0.0.1 (a real node's: on its bridge).
 
 What runs (all real binaries, installed into .tools/bin by `make k8s-tools`, mk/k8s.mk):
   etcd -> kube-apiserver (token auth, RBAC, service-account tokens)
@@ -76,14 +76,16 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(pki: Path) -> None:
-    """A throw-away CA, an API serving cert for 127.0.0.1, and the service-account key pair."""
+def make_pki(pki: Path, address: str) -> None:
+    """A throw-away CA, an API serving cert for `address` (and the `kubernetes` Service's
+    ClusterIP and names), and the service-account key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
             "-subj", "/CN=taxi-serve-local-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=pki)
+    ips = sorted({"127.0.0.1", address, "10.0.0.1"})
     (pki / "san.cnf").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc\n")
+        "subjectAltName=" + ",".join(f"IP:{ip}" for ip in ips) + ",DNS:localhost,"
+        "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
             "-keyout", "apiserver.key", "-out", "apiserver.csr", cwd=pki)
     openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
@@ -147,13 +149,31 @@ def up(state_dir: Path, node_kind: str = "sim") -> dict:
     state_file = state_dir / "state.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
-        if all(alive(pid) for pid in state["pids"].values()):
+        if state["pids"] and all(alive(pid) for pid in state["pids"].values()):
             return state
         down(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     pki, logs = state_dir / "pki", state_dir / "logs"
     logs.mkdir(exist_ok=True)
-    make_pki(pki)
+    pids: dict[str, int] = {}
+    state: dict = {"pids": pids, "node": node_kind}
+
+    def save() -> None:
+        state_file.write_text(json.dumps(state, indent=2))
+
+    save()  # from here on, down() can undo whatever up() got to
+    # The API server's address. A real node's pods reach it through the `kubernetes` Service
+    # (retrain job, Prometheus discovery), whose endpoint is this address: the bridge gateway,
+    # which only this host and its pods can reach. 127.0.0.1 would leave the Service without
+    # a usable endpoint; 0.0.0.0 would expose the API beyond the host.
+    address = "127.0.0.1"
+    try:
+        if node_kind == "real":
+            address = node.prepare(state_dir)
+        make_pki(pki, address)
+    except BaseException:
+        down(state_dir)
+        raise
     admin_token, cm_token = secrets.token_hex(16), secrets.token_hex(16)
     node_tokens, node_lines = node.token_lines() if node_kind == "real" else ({}, "")
     # The controller-manager gets system:masters: simpler than per-controller credentials,
@@ -162,13 +182,8 @@ def up(state_dir: Path, node_kind: str = "sim") -> dict:
         f'{admin_token},admin,admin,"system:masters"\n'
         f'{cm_token},system:kube-controller-manager,kcm,"system:masters"\n' + node_lines)
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-    server = f"https://127.0.0.1:{api_port}"
-    pids: dict[str, int] = {}
-    state = {"server": server, "kubeconfig": str(state_dir / "kubeconfig"), "pids": pids,
-             "node": node_kind}
-
-    def save() -> None:
-        state_file.write_text(json.dumps(state, indent=2))
+    server = f"https://{address}:{api_port}"
+    state.update(server=server, kubeconfig=str(state_dir / "kubeconfig"))
 
     try:
         pids["etcd"] = spawn([
@@ -184,7 +199,7 @@ def up(state_dir: Path, node_kind: str = "sim") -> dict:
         pids["kube-apiserver"] = spawn([
             find_binary("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--bind-address={address}", f"--advertise-address={address}",
             f"--secure-port={api_port}", "--insecure-port=0",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",

@@ -85,23 +85,36 @@ def _daemon() -> tuple[docker.Daemon, bool]:
     return daemon, started
 
 
-def up(state_dir: Path, server: str, ca: Path, tokens: dict[str, str], spawn, free_port,
-       write_kubeconfig) -> dict[str, int]:
-    """Start the node's components; returns their PIDs (also kept in node/state.json)."""
+def prepare(state_dir: Path) -> str:
+    """Record the host, then start the private dockerd (before the API server: the API server
+    listens on the bridge's gateway, the one host address pods can reach). Returns it."""
     work = state_dir / "node"
-    logs = state_dir / "logs"
     work.mkdir(parents=True, exist_ok=True)
     state: dict = {"pids": {}}
     state_file = work / "state.json"
+    state["host"] = hoststate.record(work / "host-before.json", COMMENT, state_dir)
+    state_file.write_text(json.dumps(state, indent=2))
+    daemon, state["started_docker"] = _daemon()
+    state["bridge"] = daemon.bridge
+    state_file.write_text(json.dumps(state, indent=2))
+    return daemon.gateway
+
+
+def up(state_dir: Path, server: str, ca: Path, tokens: dict[str, str], spawn, free_port,
+       write_kubeconfig) -> dict[str, int]:
+    """Start the node's components after prepare(); returns their PIDs (also kept in
+    node/state.json)."""
+    work = state_dir / "node"
+    logs = state_dir / "logs"
+    state_file = work / "state.json"
+    state: dict = json.loads(state_file.read_text())
 
     def save() -> None:
         state_file.write_text(json.dumps(state, indent=2))
 
-    state["host"] = hoststate.record(work / "host-before.json", COMMENT, state_dir)
-    save()
-    daemon, state["started_docker"] = _daemon()
-    state["bridge"] = daemon.bridge
-    save()
+    daemon = docker.status()
+    if daemon is None:
+        raise RuntimeError("the node's dockerd stopped after prepare()")
     pause_image(daemon, work)
     if hoststate.sysctls()["net/ipv4/ip_forward"] != "1":
         hoststate.write_sysctl("net/ipv4/ip_forward", "1")
