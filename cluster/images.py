@@ -35,11 +35,13 @@ BASE_REF = "taxi-serve/base:bookworm"
 # cluster runs what `make images` built without a push (pullPolicy IfNotPresent).
 REGISTRY = os.environ.get("TAXI_IMAGE_REGISTRY", "ghcr.io/taxi-serve")
 NAMES = ("serving", "drift-monitor", "job")
-# Built only on request (`build redis`): the dev stack's Redis from Debian's packages, for
-# clusters that reach no registry (the real-node tests).
-DEV_NAMES = ("redis",)
+# Built only on request (`build redis prometheus`): the dev stack's Redis and Prometheus from
+# Debian's packages, for clusters that reach no registry (cluster/devstack/, the real-node
+# tests). Besides the commit tag they get DEV_TAG, the tag cluster/devstack/ names.
+DEV_NAMES = ("redis", "prometheus")
+DEV_TAG = "dev"
 REPOSITORY = {"serving": "taxi-serve", "drift-monitor": "drift-monitor", "job": "job",
-              "redis": "dev-redis"}
+              "redis": "dev-redis", "prometheus": "dev-prometheus"}
 HOST_CA = Path(os.environ.get("TAXI_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
 SOURCE = "https://github.com/taxi-serve/taxi-serve"
 # Debian packages of the base: Python, venv, CA roots (for users' TLS, from Debian) and tini
@@ -145,6 +147,8 @@ def _context(name: str) -> Path:
         (ctx / "helm").mkdir()
         shutil.copytree(ROOT / "helm" / "taxi-serve", ctx / "helm" / "taxi-serve")
         shutil.copy(ROOT / ".tools" / "bin" / "helm", ctx / "helm-bin")
+    elif name == "prometheus":
+        shutil.copy(ROOT / "cluster" / "devstack" / "pod_sd.py", ctx / "pod_sd.py")
     shutil.copy(IMAGES / f"{name}.Dockerfile", ctx / "Dockerfile")
     # COPY keeps modes, and the images run as a non-root user: BentoML writes model files
     # owner-only, so make everything readable (executables stay executable).
@@ -160,6 +164,8 @@ def build_one(daemon: docker.Daemon, name: str, base: str) -> tuple[str, float]:
     cmd = ["build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
            "--build-arg", f"VERSION={version()}", "--build-arg", f"REVISION={revision()}",
            "--build-arg", f"SOURCE={SOURCE}", "-t", image]
+    if name in DEV_NAMES:
+        cmd += ["-t", f"{REGISTRY}/{REPOSITORY[name]}:{DEV_TAG}"]
     if HOST_CA.exists():
         cmd += ["--secret", f"id=ca,src={HOST_CA}"]
     start = time.monotonic()
@@ -176,7 +182,8 @@ def base_cmd(force: bool = typer.Option(False, help="rebuild even if it exists")
 
 
 @app.command("build")
-def build_cmd(names: list[str] = typer.Argument(None, help="serving, drift-monitor, job, redis"),
+def build_cmd(names: list[str] = typer.Argument(
+                  None, help="serving, drift-monitor, job; dev images: redis, prometheus"),
               base: str = typer.Option(BASE_REF, help="base image (a build argument)")) -> None:
     """Build the images (all by default) and print each reference, build time and size."""
     WORK.mkdir(parents=True, exist_ok=True)

@@ -50,5 +50,5 @@ test-images: images ## Image tests: docker run of each image, parity, read-only,
 # cluster, the images above and the dev Redis (Debian's redis-server) loaded into the node's
 # dockerd, then helm install and traffic.
 test-node: images node-tools ## Real-node tests: helm install on kubelet + dockerd, probes, helm test, HTTP/gRPC through the Service
-	$(PY) -m cluster.images build --base $(BASE_IMAGE) redis
+	$(PY) -m cluster.images build --base $(BASE_IMAGE) redis prometheus
 	TAXI_NODE_TESTS=1 $(PY) -m pytest tests/node -q $(PYTEST_ARGS)
