@@ -41,7 +41,7 @@ OPTIONAL = {
                               ("Role", "taxi-serve-retrain"),
                               ("RoleBinding", "taxi-serve-retrain")},
     "tests.enabled=false": {("Pod", "taxi-serve-test-predict")},
-    "bootstrap.enabled=false": {("Job", "taxi-serve-bootstrap-bee666d6")},
+    "bootstrap.enabled=false": {("Job", "taxi-serve-bootstrap-423be728")},
     "modelStore.persistence.enabled=false": {("PersistentVolumeClaim", "taxi-serve-model-store")},
     "modelStore.persistence.existingClaim=models": {
         ("PersistentVolumeClaim", "taxi-serve-model-store")},

@@ -61,6 +61,17 @@ spec:
                 {{- include "taxi-serve.containerSecurityContext" $root | nindent 16 }}
               volumeMounts:
                 {{- include "taxi-serve.volumeMounts" (dict "root" $root "readOnly" false) | nindent 16 }}
+                # The root filesystem is read-only: the run's datasets, feature tables and
+                # Feast registry go to scratch space.
+                - name: work
+                  mountPath: /opt/taxi/app/artifacts
+                  subPath: artifacts
+                - name: work
+                  mountPath: /opt/taxi/app/feature_repo/data
+                  subPath: feature-data
           volumes:
             {{- include "taxi-serve.volumes" $root | nindent 12 }}
+            - name: work
+              emptyDir:
+                sizeLimit: 4Gi
 {{- end }}
