@@ -21,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -163,6 +164,26 @@ def service_ip(kube, namespace: str, name: str, port: int) -> str:
     ip = kube.get(namespace, "service", name)["spec"]["clusterIP"]
     kube.wait_for(f"kube-proxy's rule for {ip}:{port}", lambda: cluster_ip_routed(ip, port), 30)
     return ip
+
+
+DEVSTACK_NS = "taxi"  # the namespace k8s/ (and so cluster/devstack/) creates
+
+
+@pytest.fixture(scope="session")
+def devstack(node_cluster) -> str:
+    """`kubectl apply -k cluster/devstack/`: the dev stack of k8s/ with Redis and Prometheus
+    from the images built here from Debian's packages; returns Prometheus's base URL."""
+    node_cluster.kubectl("apply", "-k", str(REPO / "cluster" / "devstack"), timeout=120)
+    for app in ("redis", "prometheus"):
+        node_cluster.kubectl("-n", DEVSTACK_NS, "rollout", "status", f"deployment/{app}",
+                             "--timeout=180s", timeout=200)
+    return f"http://{service_ip(node_cluster, DEVSTACK_NS, 'prometheus', 9090)}:9090"
+
+
+def prometheus_query(url: str, query: str) -> list[dict]:
+    reply = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=10)
+    reply.raise_for_status()
+    return reply.json()["data"]["result"]
 
 
 def pytest_terminal_summary(terminalreporter):

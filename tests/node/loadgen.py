@@ -27,11 +27,18 @@ class LoadResult:
 
 class Load:
     """`with Load(url, trips, rate=120, max_seconds=60):` sends until the block ends (or the
-    limits are reached); `.result` holds the counts. Each worker paces itself to rate/workers."""
+    limits are reached); `.result` holds the counts. Each worker paces itself to rate/workers.
+
+    With `truth` (one (duration s, fare $) per trip), every answered prediction gets a unique
+    request id and its ground truth goes back through POST /feedback, as the ride app would
+    send it when the trip ends; a failed feedback counts as a failure too."""
 
     def __init__(self, url: str, trips: list[dict], rate: float = 120, workers: int = 8,
-                 max_seconds: float = 120, max_requests: int | None = None):
+                 max_seconds: float = 120, max_requests: int | None = None,
+                 truth: list[tuple[float, float]] | None = None):
         self.url, self.trips, self.rate, self.workers = url, trips, rate, workers
+        self.truth = truth
+        self.feedback_ok = 0
         # By default the time limit binds: the count cap is what that time at `rate` sends.
         self.max_requests = max_requests or int(rate * max_seconds) + workers
         self.max_seconds = max_seconds
@@ -51,11 +58,16 @@ class Load:
                     if self.result.sent >= self.max_requests:
                         return
                     self.result.sent += 1
-                trip = self.trips[i % len(self.trips)]
+                k = i % len(self.trips)
+                trip = self.trips[k]
+                if self.truth:
+                    trip = {**trip, "request_id": f"load-{i}"}
                 i += self.workers
                 try:
                     reply = client.post("/predict", json=trip)
                     error = None if reply.status_code == 200 else f"HTTP {reply.status_code}"
+                    if error is None and self.truth:
+                        error = self._feedback(client, trip["request_id"], self.truth[k])
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 with self._lock:
@@ -67,6 +79,16 @@ class Load:
                 pause = next_at - time.monotonic()
                 if pause > 0:
                     self._stop.wait(pause)
+
+    def _feedback(self, client: httpx.Client, request_id: str, truth) -> str | None:
+        reply = client.post("/feedback", json={
+            "request_id": request_id, "actual_duration_seconds": float(truth[0]),
+            "actual_fare_usd": float(truth[1])})
+        if not reply.is_success:
+            return f"feedback HTTP {reply.status_code}: {reply.text[:120]}"
+        with self._lock:
+            self.feedback_ok += 1
+        return None
 
     def __enter__(self) -> Load:
         self._start = time.monotonic()
