@@ -82,8 +82,16 @@ class Rollout:
                 rev = self._upgrade({"rollout.canary.weight": 0}, why)
                 self._state(phase="done", canary_weight=0, step="rolled-back")
                 return RolloutResult("rolled_back", why, rev, {"analyses": seen})
-        rev = self._upgrade({"rollout.canary.stable.modelTag": candidate,
-                             "rollout.canary.weight": 0}, f"promote {candidate} to stable")
+        # Two upgrades, so that ready pods answer at every moment. Under a split by pod count
+        # the canary holds every pod at weight 100: one upgrade setting the stable tag and
+        # weight 0 scales the canary to zero while the stable pods replacing it still start
+        # (the real node refused ~5% of connections then). First the stable track takes the
+        # tag with the canary at half, then the canary's share goes to 0.
+        self._state(step="promoting")
+        self._upgrade({"rollout.canary.stable.modelTag": candidate,
+                       "rollout.canary.weight": 50},
+                      f"stable takes {candidate}; canary at 50 until its pods are ready")
+        rev = self._upgrade({"rollout.canary.weight": 0}, f"promote {candidate} to stable")
         self._state(phase="done", canary_weight=0, stable_version=version(candidate),
                     step="promoted")
         return RolloutResult("promoted", f"canary passed {len(seen)} analyses; stable now "
@@ -144,6 +152,21 @@ class Rollout:
             return None
         dead = state.get("run_id")
         strategy, block = strategy_values(self.helm.values())
+        if state.get("mode") == "canary" and strategy == "canary" \
+                and state.get("step") == "promoting" and state.get("candidate"):
+            # Its analyses had passed and the stable track may already serve it: finish.
+            cand = state["candidate"]
+            why = f"run {dead} died promoting {cand} (its analyses had passed): promotion " \
+                  "finished"
+            rev = self._upgrade({"rollout.canary.stable.modelTag": cand,
+                                 "rollout.canary.weight": 0}, why)
+            self._state(phase="done", canary_weight=0, step="promoted",
+                        stable_version=version(cand))
+            if not self.dry:
+                from training.register import set_champion
+
+                set_champion(cand, f"retrain {self.audit.run_id}: {why}")
+            return RolloutResult("promoted", why, rev, {"dead_run": state, "candidate": cand})
         if state.get("mode") == "canary" and strategy == "canary":
             why = f"run {dead} died at {state.get('step')}: canary weight back to 0, stable " \
                   f"{block['stable']['modelTag']} untouched"

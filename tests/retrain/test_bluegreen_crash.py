@@ -23,6 +23,7 @@ from retrainlib import helm_history, install_release, k8s_job_env, retrain_kubec
 
 from common.paths import ROOT
 from common.redis_local import LocalRedis
+from training.register import current_champion, set_champion
 
 pytestmark = [pytest.mark.retrain, pytest.mark.k8s, pytest.mark.slow]
 LEASE_S = 45  # long enough that a rerun right after the kill meets the dead run's Lease
@@ -125,3 +126,17 @@ def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
     assert state["phase"] == "done" and state["canary_weight"] == 0
     history = [h["description"] for h in helm_history(cluster, ns)]
     assert any("died at weight-10" in d for d in history), history
+
+    # A run that died while promoting (its analyses had passed) is finished, not reverted.
+    before = current_champion()
+    rdb.set("taxi:rollout:state", json.dumps({**state, "phase": "rolling", "step": "promoting",
+                                              "candidate": good_candidate,
+                                              "run_id": "died-promoting"}))
+    finish = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert finish.returncode == 0, finish.stderr[-4000:]
+    assert json.loads(finish.stdout)["outcome"] == "promoted"
+    canary = values(cluster, ns)["canary"]
+    assert canary["weight"] == 0 and canary["stable"]["modelTag"] == good_candidate
+    assert current_champion() == good_candidate
+    set_champion(before, "retrain tests: the champion before the recovery test, restored")
