@@ -85,15 +85,6 @@ def cluster(request):
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def prometheus(world):
-    from retrainlib import Prometheus
-
-    prom = Prometheus(world.tmp)
-    yield prom
-    prom.stop()
-
-
 def pytest_collection_modifyitems(session, config, items):
     # The real-drift test needs the 2021-22 champion to be the champion and its feedback to be
     # the only feedback of the last hour: run it before the rollout tests promote anything.
