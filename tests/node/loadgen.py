@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import httpx
@@ -29,16 +30,23 @@ class Load:
     """`with Load(url, trips, rate=120, max_seconds=60):` sends until the block ends (or the
     limits are reached); `.result` holds the counts. Each worker paces itself to rate/workers.
 
-    With `truth` (one (duration s, fare $) per trip), every answered prediction gets a unique
-    request id and its ground truth goes back through POST /feedback, as the ride app would
-    send it when the trip ends; a failed feedback counts as a failure too."""
+    With `truth` (one (duration s, fare $) per trip), every prediction gets a unique request
+    id, and once answered its ground truth goes back through POST /feedback `feedback_delay`
+    seconds later, as the ride app sends it when the trip ends (the prediction log is written
+    after the answer: an immediate feedback could arrive before it). A failed feedback counts
+    as a failure too; `feedback` counts the statuses the service answered."""
 
     def __init__(self, url: str, trips: list[dict], rate: float = 120, workers: int = 8,
                  max_seconds: float = 120, max_requests: int | None = None,
-                 truth: list[tuple[float, float]] | None = None):
+                 truth: list[tuple[float, float]] | None = None, feedback_delay: float = 2.0,
+                 keepalive: bool = True):
         self.url, self.trips, self.rate, self.workers = url, trips, rate, workers
-        self.truth = truth
-        self.feedback_ok = 0
+        self.truth, self.feedback_delay = truth, feedback_delay
+        self.feedback: dict[str, int] = {}
+        # kube-proxy picks a pod per connection: kept-alive connections stay on the pods they
+        # first reached, so a split by pod count (a canary without ingress) needs clients that
+        # reconnect, as many ride-app clients do. keepalive=False opens one per request.
+        self.limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
         # By default the time limit binds: the count cap is what that time at `rate` sends.
         self.max_requests = max_requests or int(rate * max_seconds) + workers
         self.max_seconds = max_seconds
@@ -51,9 +59,12 @@ class Load:
         period = self.workers / self.rate
         deadline = self._start + self.max_seconds
         next_at = self._start + index * period / self.workers
-        with httpx.Client(base_url=self.url, timeout=10) as client:
+        due: deque = deque()  # (when, request id, truth) of answered predictions
+        with httpx.Client(base_url=self.url, timeout=10, limits=self.limits) as client:
             i = index
             while not self._stop.is_set() and time.monotonic() < deadline:
+                while due and due[0][0] <= time.monotonic():
+                    self._send_feedback(client, *due.popleft()[1:])
                 with self._lock:
                     if self.result.sent >= self.max_requests:
                         return
@@ -67,7 +78,8 @@ class Load:
                     reply = client.post("/predict", json=trip)
                     error = None if reply.status_code == 200 else f"HTTP {reply.status_code}"
                     if error is None and self.truth:
-                        error = self._feedback(client, trip["request_id"], self.truth[k])
+                        due.append((time.monotonic() + self.feedback_delay,
+                                    trip["request_id"], self.truth[k]))
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 with self._lock:
@@ -80,15 +92,20 @@ class Load:
                 if pause > 0:
                     self._stop.wait(pause)
 
-    def _feedback(self, client: httpx.Client, request_id: str, truth) -> str | None:
-        reply = client.post("/feedback", json={
-            "request_id": request_id, "actual_duration_seconds": float(truth[0]),
-            "actual_fare_usd": float(truth[1])})
-        if not reply.is_success:
-            return f"feedback HTTP {reply.status_code}: {reply.text[:120]}"
+    def _send_feedback(self, client: httpx.Client, request_id: str, truth) -> None:
+        try:
+            reply = client.post("/feedback", json={
+                "request_id": request_id, "actual_duration_seconds": float(truth[0]),
+                "actual_fare_usd": float(truth[1])})
+            error = None if reply.is_success else \
+                f"feedback HTTP {reply.status_code}: {reply.text[:120]}"
+            status = reply.json().get("status", "?") if reply.is_success else "error"
+        except httpx.HTTPError as exc:
+            error, status = f"feedback {type(exc).__name__}: {exc}", "error"
         with self._lock:
-            self.feedback_ok += 1
-        return None
+            self.feedback[status] = self.feedback.get(status, 0) + 1
+            if error:
+                self.result.failures.append(error)
 
     def __enter__(self) -> Load:
         self._start = time.monotonic()

@@ -4,9 +4,10 @@ The dev stack (cluster/devstack/: k8s/ on Debian images) and the release `taxi-s
 namespace, installed as docs/operations.md describes, canary strategy split by pod count. The
 first model is trained by the bootstrap Job on 2021-22 trips; the host sends February 2023
 trips through the entry Service, and their true durations and fares as feedback, for the
-whole test. Each run is `kubectl create job --from=cronjob/...`: a pod with the retrain
-ServiceAccount's token and nothing else, which decides, retrains, gates, builds and rolls out
-with `helm upgrade`, judging the canary on Prometheus's numbers.
+whole test. Each run is the Job `kubectl create job --from=cronjob/...` makes
+(create_job_from_cronjob): a pod with the retrain ServiceAccount's token and nothing else,
+which decides, retrains, gates, builds and rolls out with `helm upgrade`, judging the canary
+on Prometheus's numbers.
 
 1. The 2021-22 model's fares are off after the December 2022 increase: the job decides on
    that accuracy decay, trains on 2023, and the canary is promoted.
@@ -18,10 +19,12 @@ with `helm upgrade`, judging the canary on Prometheus's numbers.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 import yaml
+from chartlib import tool
 
 from common.paths import SAMPLE_DIR
 from retrain.trips import as_requests, known_trips
@@ -69,9 +72,31 @@ def retrain_release(node_cluster, devstack, image_refs):
     kube.helm("uninstall", NAME, "-n", DEVSTACK_NS, "--wait", check=False, timeout=300)
 
 
+def create_job_from_cronjob(kube, name: str) -> None:
+    """What `kubectl create job NAME --from=cronjob/CRONJOB` creates: the CronJob's job
+    template as a Job, annotated as a manual run and owned by the CronJob. kubectl 1.32 builds
+    it only from batch/v1 CronJobs, and Kubernetes 1.20 serves batch/v1beta1 ("unknown object
+    type *v1beta1.CronJob"), so the test creates the same object itself."""
+    cron = kube.get(DEVSTACK_NS, "cronjob", CRONJOB)
+    template = cron["spec"]["jobTemplate"]
+    meta = template.get("metadata", {})
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": name, "namespace": DEVSTACK_NS, "labels": meta.get("labels", {}),
+        "annotations": {**meta.get("annotations", {}),
+                        "cronjob.kubernetes.io/instantiate": "manual"},
+        "ownerReferences": [{"apiVersion": cron["apiVersion"], "kind": "CronJob",
+                             "name": CRONJOB, "uid": cron["metadata"]["uid"],
+                             "controller": True}]},
+        "spec": template["spec"]}
+    proc = subprocess.run([tool("kubectl"), "create", "-f", "-"], input=json.dumps(job),
+                          text=True, capture_output=True, env=kube.env, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
 def run_job(kube, name: str, timeout: float = 1200) -> dict:
     """Create a Job from the CronJob, wait for it to end, return its audit record."""
-    kube.kubectl("-n", DEVSTACK_NS, "create", "job", name, f"--from=cronjob/{CRONJOB}")
+    create_job_from_cronjob(kube, name)
     started = time.monotonic()
 
     def ended() -> bool:
@@ -98,8 +123,9 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
     truth = list(zip(feb["duration_s"], feb["fare_amount"], strict=True))
     ip = service_ip(kube, DEVSTACK_NS, NAME, 3000)
     with Load(f"http://{ip}:3000", as_requests(feb, "feb"), rate=RATE, workers=4,
-              max_seconds=1800, truth=truth) as load:
-        kube.wait_for("300 trips' feedback", lambda: load.feedback_ok >= 300, 60)
+              max_seconds=1800, truth=truth, keepalive=False) as load:
+        kube.wait_for("300 trips' feedback", lambda: load.feedback.get("accepted", 0) >= 300,
+                      60)
 
         good = run_job(kube, "retrain-good")
         audit = good["audit"]
@@ -133,8 +159,11 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
     # Every request of the ride app was answered, through both rollouts.
     kube.timings["retrain pods: predictions + feedback sent"] = load.result.sent
     kube.timings["retrain pods: failed requests"] = len(load.result.failures)
+    kube.timings["retrain pods: feedback accepted"] = load.feedback.get("accepted", 0)
     assert not load.result.ran_out
     assert load.result.failures == [], sorted(set(load.result.failures))[:5]
+    # Every feedback found its logged prediction: each one counted in the accuracy buckets.
+    assert set(load.feedback) == {"accepted"}, load.feedback
 
     # The pods ran as the retrain ServiceAccount, whose token may change this release only.
     for run in (good, bad):
