@@ -7,6 +7,8 @@ PY := .venv/bin/python
 UV_VERSION := 0.13.9
 UV_LOCAL := $(CURDIR)/.tools/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_LOCAL))
+# pytest arguments of the container suites (tests/images, tests/node) inside `make test`.
+NODE_PYTEST_ARGS ?=
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: help setup train materialize serve compile test bench bento lint proto
@@ -33,17 +35,21 @@ train: setup ## Run the offline pipeline on the bundled sample (DATA=... for oth
 materialize: setup ## Apply the Feast repo and materialize features into the Redis at REDIS_URL
 	$(PY) -m training materialize
 
-# Both suites always run (a failure in the first must not hide the second's results); the
-# target fails when either failed. Ctrl-C stops both (the trap), not just the running one.
-test: setup drift-setup k8s-tools lint ## Lint, then run both test suites (main, drift monitor); fails if either fails
-	@trap 'exit 130' INT TERM; rc_main=0; rc_drift=0; \
-	echo "== [1/2] main suite: .venv/bin/pytest (about 35 min on 2 cores) =="; \
+# All three suites always run (a failure in one must not hide the others' results); the
+# target fails when any failed. Ctrl-C stops them all (the trap), not just the running one.
+# The third needs root: a private dockerd for the images, then a real one-node cluster.
+test: setup drift-setup k8s-tools lint ## Lint, then run the three test suites (main, drift monitor, containers on a real node); fails if any fails
+	@trap 'exit 130' INT TERM; rc_main=0; rc_drift=0; rc_node=0; \
+	echo "== [1/3] main suite: .venv/bin/pytest (about 20 min on 2 cores) =="; \
 	.venv/bin/pytest $(PYTEST_ARGS) || rc_main=$$?; \
-	echo "== [2/2] drift-monitor suite: drift_monitor/.venv (about 2 min) =="; \
+	echo "== [2/3] drift-monitor suite: drift_monitor/.venv (about 1 min) =="; \
 	$(MAKE) --no-print-directory test-drift || rc_drift=$$?; \
-	echo "== main suite: $$( [ $$rc_main = 0 ] && echo passed || echo "FAILED (exit $$rc_main)" ); \
-	drift-monitor suite: $$( [ $$rc_drift = 0 ] && echo passed || echo "FAILED (exit $$rc_drift)" ) =="; \
-	[ $$rc_main = 0 ] && [ $$rc_drift = 0 ]
+	echo "== [3/3] containers: build the images, test them, then the chart on a real one-node cluster (about 25 min) =="; \
+	$(MAKE) --no-print-directory test-images test-node PYTEST_ARGS="$(NODE_PYTEST_ARGS)" || rc_node=$$?; \
+	verdict() { [ $$1 = 0 ] && echo passed || echo "FAILED (exit $$1)"; }; \
+	echo "== main suite: $$(verdict $$rc_main); drift-monitor suite: $$(verdict $$rc_drift); \
+	containers and real node: $$(verdict $$rc_node) =="; \
+	[ $$rc_main = 0 ] && [ $$rc_drift = 0 ] && [ $$rc_node = 0 ]
 
 serve: setup ## Serve predictions on the bundled sample (trains and compiles first if needed)
 	@$(PY) -m training champion >/dev/null 2>&1 && test -f feature_repo/data/route_stats.parquet \

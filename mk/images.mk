@@ -42,13 +42,13 @@ image-refs: setup ## Print the image references `make images` produces at this c
 image-tag: setup ## Print the tag `make images` gives every image at this commit
 	@$(PY) -m cluster.images tag
 
-# Not part of `make test` yet: the image tests need root, dockerd and ~10 minutes of builds.
+# The third suite of `make test`, with test-node (root, dockerd; ~6 min of builds from scratch).
 test-images: images ## Image tests: docker run of each image, parity, read-only, SIGTERM, layers
 	TAXI_IMAGE_TESTS=1 $(PY) -m pytest tests/images -q $(PYTEST_ARGS)
 
-# Run by CI after the image tests (it needs root, dockerd and the images): a real one-node
-# cluster, the images above and the dev Redis (Debian's redis-server) loaded into the node's
-# dockerd, then helm install and traffic.
-test-node: images node-tools ## Real-node tests: helm install on kubelet + dockerd, probes, helm test, HTTP/gRPC through the Service
+# After the image tests in `make test` (root, dockerd and the images): a real one-node
+# cluster, the images above and the dev stack's Redis and Prometheus (Debian's packages)
+# loaded into the node's dockerd, then helm install, traffic, rollouts and the retrain pod.
+test-node: images node-tools ## Real-node tests: install, probes, helm test, HTTP/gRPC, rollouts and disruption under load, monitoring, the retrain pod
 	$(PY) -m cluster.images build --base $(BASE_IMAGE) redis prometheus
 	TAXI_NODE_TESTS=1 $(PY) -m pytest tests/node -q $(PYTEST_ARGS)

@@ -65,8 +65,8 @@ $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager &:
 	  tar -xJf "$(K8S_TARBALL)" -C $(K8S_BIN) $(KUBE_CP) && \
 	  cd $(K8S_BIN) && chmod 0755 $(KUBE_CP) && touch $(KUBE_CP); \
 	else \
-	  echo "no prebuilt $(KUBE_CP) (K8S_SHARED=$(K8S_SHARED)): building them from Debian's source (about 7 min, needs root and apt)"; \
-	  $(MAKE) k8s-build-from-source; \
+	  echo "no prebuilt $(KUBE_CP) (K8S_SHARED=$(K8S_SHARED)): building them from Debian's source (about 25 min with the node's binaries, which make test needs too; root and apt)"; \
+	  $(MAKE) k8s-build-from-source $(if $(wildcard $(K8S_NODE_TARBALL)),,K8S_WHAT_NODE=1); \
 	fi
 	@for b in $(KUBE_CP); do test -x $(K8S_BIN)/$$b || { echo "could not install $$b" >&2; exit 1; }; done
 
