@@ -136,6 +136,8 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
         assert canary_values(kube)["weight"] == 0 and champion_tag(kube) == candidate
         analyses = audit["metrics"]["rollout"]["analyses"]
         assert [a["weight"] for a in analyses] == [50, 100]
+        kube.timings["retrain-good: canary requests judged at weight 50"] = \
+            analyses[0]["canary"]["requests"]
         assert all(a["passed"] and a["canary"]["requests"] >= 15 for a in analyses), analyses
 
         # The same CronJob, pointed at a stale snapshot and retraining on schedule.
@@ -152,6 +154,8 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
     assert gate["ok"], gate  # offline, on its own 2022 month, it looked better
     verdict = audit_bad["metrics"]["rollout"]["analyses"][-1]
     assert "fare MAE" in " ".join(verdict["reasons"]), verdict
+    kube.timings["retrain-stale: canary fare MAE in Prometheus ($)"] = verdict["canary"]["mae_fare"]
+    kube.timings["retrain-stale: stable fare MAE in Prometheus ($)"] = verdict["stable"]["mae_fare"]
     assert verdict["canary"]["mae_samples"] >= 100 and verdict["stable"]["mae_samples"] >= 100
     assert canary_values(kube)["stable"]["modelTag"] == candidate
     assert canary_values(kube)["weight"] == 0 and champion_tag(kube) == candidate
