@@ -82,20 +82,25 @@ class Rollout:
                 rev = self._upgrade({"rollout.canary.weight": 0}, why)
                 self._state(phase="done", canary_weight=0, step="rolled-back")
                 return RolloutResult("rolled_back", why, rev, {"analyses": seen})
-        # Two upgrades, so that ready pods answer at every moment. Under a split by pod count
-        # the canary holds every pod at weight 100: one upgrade setting the stable tag and
-        # weight 0 scales the canary to zero while the stable pods replacing it still start
-        # (the real node refused ~5% of connections then). First the stable track takes the
-        # tag with the canary at half, then the canary's share goes to 0.
+        rev = self._promote(candidate, f"promote {candidate} to stable")
+        return RolloutResult("promoted", f"canary passed {len(seen)} analyses; stable now "
+                                         f"{candidate}", rev, {"analyses": seen})
+
+    def _promote(self, candidate: str, why: str) -> int:
+        """The stable track takes the candidate, the canary's share goes to 0; returns the
+        revision. Two upgrades, so that ready pods answer at every moment. Under a split by pod
+        count the canary holds every pod at weight 100: one upgrade setting the stable tag and
+        weight 0 scales the canary to zero while the stable pods replacing it still start (the
+        real node refused ~5% of connections then). First the stable track takes the tag with
+        the canary at half, then the canary's share goes to 0."""
         self._state(step="promoting")
         self._upgrade({"rollout.canary.stable.modelTag": candidate,
                        "rollout.canary.weight": 50},
                       f"stable takes {candidate}; canary at 50 until its pods are ready")
-        rev = self._upgrade({"rollout.canary.weight": 0}, f"promote {candidate} to stable")
+        rev = self._upgrade({"rollout.canary.weight": 0}, why)
         self._state(phase="done", canary_weight=0, stable_version=version(candidate),
                     step="promoted")
-        return RolloutResult("promoted", f"canary passed {len(seen)} analyses; stable now "
-                                         f"{candidate}", rev, {"analyses": seen})
+        return rev
 
     # -- blue-green -------------------------------------------------------------------------
     def blue_green(self, candidate: str, block: dict, smoke_trips) -> RolloutResult:
@@ -158,10 +163,7 @@ class Rollout:
             cand = state["candidate"]
             why = f"run {dead} died promoting {cand} (its analyses had passed): promotion " \
                   "finished"
-            rev = self._upgrade({"rollout.canary.stable.modelTag": cand,
-                                 "rollout.canary.weight": 0}, why)
-            self._state(phase="done", canary_weight=0, step="promoted",
-                        stable_version=version(cand))
+            rev = self._promote(cand, why)
             if not self.dry:
                 from training.register import set_champion
 
