@@ -82,6 +82,12 @@ def test_bluegreen_good_switches_bad_never_does(world, cluster, good_candidate):
     assert not any("switch active green -> blue" in d for d in history), history
 
 
+def recover(env: dict) -> subprocess.CompletedProcess:
+    """`python -m retrain recover`, as the next run starts."""
+    return subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
     """SIGKILL the job while it pauses at weight 10; a rerun inside the Lease's lifetime is
     refused (one rollout at a time), one after it expires reverts: weight 0, stable as before."""
@@ -111,13 +117,11 @@ def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
     job.communicate()
     assert values(cluster, ns)["canary"]["weight"] == 10  # the dead run left traffic on it
 
-    busy = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    busy = recover(env)
     assert busy.returncode == 3 or "lease-busy" in busy.stderr, busy.stderr[-3000:]
     # the dead run's Lease expires LEASE_S after its last renewal at the latest
     time.sleep(max(0.0, killed_at + LEASE_S + 2 - time.monotonic()))
-    rerun = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300, check=False)
+    rerun = recover(env)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert json.loads(rerun.stdout)["outcome"] == "rolled_back"
     canary = values(cluster, ns)["canary"]
@@ -132,8 +136,7 @@ def test_killed_mid_canary_then_rerun_reverts(world, cluster, good_candidate):
     rdb.set("taxi:rollout:state", json.dumps({**state, "phase": "rolling", "step": "promoting",
                                               "candidate": good_candidate,
                                               "run_id": "died-promoting"}))
-    finish = subprocess.run([sys.executable, "-m", "retrain", "recover"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    finish = recover(env)
     assert finish.returncode == 0, finish.stderr[-4000:]
     assert json.loads(finish.stdout)["outcome"] == "promoted"
     canary = values(cluster, ns)["canary"]
