@@ -61,17 +61,8 @@ spec:
                 {{- include "taxi-serve.containerSecurityContext" $root | nindent 16 }}
               volumeMounts:
                 {{- include "taxi-serve.volumeMounts" (dict "root" $root "readOnly" false) | nindent 16 }}
-                # The root filesystem is read-only: the run's datasets, feature tables and
-                # Feast registry go to scratch space.
-                - name: work
-                  mountPath: /opt/taxi/app/artifacts
-                  subPath: artifacts
-                - name: work
-                  mountPath: /opt/taxi/app/feature_repo/data
-                  subPath: feature-data
+                {{- include "taxi-serve.scratchMounts" $root | nindent 16 }}
           volumes:
             {{- include "taxi-serve.volumes" $root | nindent 12 }}
-            - name: work
-              emptyDir:
-                sizeLimit: 4Gi
+            {{- include "taxi-serve.scratchVolume" (dict "size" "4Gi") | nindent 12 }}
 {{- end }}

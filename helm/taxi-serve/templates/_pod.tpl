@@ -93,6 +93,26 @@ env:
 {{- end }}
 
 {{/*
+Scratch space of the jobs that run the pipeline (bootstrap, CronJobs): the root filesystem is
+read-only, so the run's datasets, feature tables and Feast registry go to the `work` volume
+(scratchVolume takes (dict "size" "2Gi")).
+*/}}
+{{- define "taxi-serve.scratchMounts" -}}
+- name: work
+  mountPath: /opt/taxi/app/artifacts
+  subPath: artifacts
+- name: work
+  mountPath: /opt/taxi/app/feature_repo/data
+  subPath: feature-data
+{{- end }}
+
+{{- define "taxi-serve.scratchVolume" -}}
+- name: work
+  emptyDir:
+    sizeLimit: {{ .size }}
+{{- end }}
+
+{{/*
 Rolls pods when configuration they read at start-up changes: the ConfigMap and, when the
 chart owns it, the Redis URL Secret.
 */}}
