@@ -30,6 +30,13 @@ class Kube:
              env: dict | None = None) -> subprocess.CompletedProcess:
         return run([tool("helm"), *args], env=env or self.env, check=check, timeout=timeout)
 
+    def create(self, obj: dict, env: dict | None = None) -> None:
+        """`kubectl create -f -` of one object (as the identity in `env`, by default admin)."""
+        proc = subprocess.run([tool("kubectl"), "create", "-f", "-"], input=json.dumps(obj),
+                              capture_output=True, text=True, env=env or self.env, timeout=60,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+
     def get(self, namespace: str, *what: str) -> dict:
         return json.loads(self.kubectl("-n", namespace, "get", *what, "-o", "json").stdout)
 

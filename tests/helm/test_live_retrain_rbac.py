@@ -6,11 +6,10 @@ RBAC is enforced by the real kube-apiserver; the token is issued by its TokenReq
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 
 import pytest
-from chartlib import CHART, tool
+from chartlib import CHART
 
 pytestmark = pytest.mark.k8s
 SA = "taxi-serve-retrain"
@@ -83,16 +82,10 @@ def test_retrain_sa_can_roll_out_this_release(cluster, namespace, retrain_env):
              "metadata": {"name": SA, "namespace": namespace},
              "spec": {"holderIdentity": "retrain-1", "leaseDurationSeconds": 60}}
     for obj in (event, lease):
-        kubectl_create(env, obj)
+        cluster.create(obj, env=env)
     as_sa(cluster, env, "kubectl", "-n", namespace, "get", "lease", SA)
     as_sa(cluster, env, "kubectl", "-n", namespace, "patch", "lease", SA, "--type=merge",
           "-p", '{"spec":{"holderIdentity":"retrain-2"}}')
-
-
-def kubectl_create(env, obj):
-    proc = subprocess.run([tool("kubectl"), "create", "-f", "-"], input=json.dumps(obj),
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
 
 
 FORBIDDEN = {

@@ -166,6 +166,19 @@ def service_ip(kube, namespace: str, name: str, port: int) -> str:
     return ip
 
 
+def model_store(kube, namespace: str, service: str) -> Path:
+    """The release's BentoML home on this host: its model-store claim's hostPath volume."""
+    claim = kube.get(namespace, "pvc", f"{service}-model-store")
+    volume = kube.get("default", "pv", claim["spec"]["volumeName"])
+    return Path(volume["spec"]["hostPath"]["path"]) / "bentoml"
+
+
+def champion_tag(kube, namespace: str, service: str) -> str:
+    """The champion recorded in the release's model store."""
+    champion = model_store(kube, namespace, service) / "taxi-serve" / "champion.json"
+    return json.loads(champion.read_text())["tag"]
+
+
 DEVSTACK_NS = "taxi"  # the namespace k8s/ (and so cluster/devstack/) creates
 
 

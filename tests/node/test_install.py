@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from service.grpc_gen import taxi_pb2, taxi_pb2_grpc
-from tests.node.conftest import RELEASE, SERVICE, service_ip
+from tests.node.conftest import RELEASE, SERVICE, model_store, service_ip
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
 
@@ -80,10 +80,8 @@ def test_helm_test_passes_from_a_pod(node_cluster, release):
 def expected(node_cluster, release, trips, tmp_path_factory) -> list[dict]:
     """In-process answers from a copy of the release's model store (the claim's volume on
     this host) and the release's Redis (through its Service)."""
-    claim = node_cluster.get(release, "pvc", f"{SERVICE}-model-store")
-    volume = node_cluster.get("default", "pv", claim["spec"]["volumeName"])
     store = tmp_path_factory.mktemp("release-store") / "bentoml"
-    shutil.copytree(os.path.join(volume["spec"]["hostPath"]["path"], "bentoml"), store)
+    shutil.copytree(model_store(node_cluster, release, SERVICE), store)
     redis_ip = service_ip(node_cluster, release, f"{SERVICE}-redis", 6379)
     track = node_cluster.container_env(release, SERVICE, "TAXI_TRACK")
     out = subprocess.run([sys.executable, "-c", IN_PROCESS, f"redis://{redis_ip}:6379/0",

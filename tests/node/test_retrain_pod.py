@@ -19,16 +19,21 @@ on Prometheus's numbers.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 import yaml
-from chartlib import tool
 
 from common.paths import SAMPLE_DIR
 from retrain.trips import as_requests, known_trips
-from tests.node.conftest import CHART, DEVSTACK_NS, VALUES, image_sets, service_ip
+from tests.node.conftest import (
+    CHART,
+    DEVSTACK_NS,
+    VALUES,
+    champion_tag,
+    image_sets,
+    service_ip,
+)
 from tests.node.loadgen import Load
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
@@ -38,13 +43,6 @@ SA = f"{NAME}-retrain"
 STALE = [f"/opt/taxi/app/data/sample/pre-increase/green_tripdata_{m}.parquet"
          for m in ("2021-03", "2022-01", "2022-02", "2022-03")]
 RATE = 40  # predictions a second, each followed by its feedback
-
-
-def champion_tag(kube) -> str:
-    claim = kube.get(DEVSTACK_NS, "pvc", f"{NAME}-model-store")
-    volume = kube.get("default", "pv", claim["spec"]["volumeName"])
-    with open(f"{volume['spec']['hostPath']['path']}/bentoml/taxi-serve/champion.json") as f:
-        return json.load(f)["tag"]
 
 
 def canary_values(kube) -> dict:
@@ -61,7 +59,7 @@ def retrain_release(node_cluster, devstack, image_refs):
     kube.helm("install", NAME, CHART, "-n", DEVSTACK_NS, "-f", str(VALUES / "real-node.yaml"),
               "-f", str(VALUES / "retrain-pod.yaml"), *image_sets(image_refs),
               "--wait", "--timeout", "20m", timeout=1260)
-    first = champion_tag(kube)
+    first = champion_tag(kube, DEVSTACK_NS, NAME)
     kube.helm("upgrade", NAME, CHART, "-n", DEVSTACK_NS, "--reuse-values",
               "--set", f"rollout.canary.stable.modelTag={first}",
               "--set", f"rollout.canary.canary.modelTag={first}", "--wait", "--timeout", "10m",
@@ -88,10 +86,7 @@ def create_job_from_cronjob(kube, name: str) -> None:
                              "name": CRONJOB, "uid": cron["metadata"]["uid"],
                              "controller": True}]},
         "spec": template["spec"]}
-    proc = subprocess.run([tool("kubectl"), "create", "-f", "-"], input=json.dumps(job),
-                          text=True, capture_output=True, env=kube.env, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
+    kube.create(job)
 
 
 def run_job(kube, name: str, timeout: float = 1200) -> dict:
@@ -133,7 +128,8 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
         assert any("MAE" in r for r in audit["reasons"]), audit["reasons"]  # accuracy decay
         candidate = audit["candidate"]
         assert candidate != first and canary_values(kube)["stable"]["modelTag"] == candidate
-        assert canary_values(kube)["weight"] == 0 and champion_tag(kube) == candidate
+        assert canary_values(kube)["weight"] == 0
+        assert champion_tag(kube, DEVSTACK_NS, NAME) == candidate
         analyses = audit["metrics"]["rollout"]["analyses"]
         assert [a["weight"] for a in analyses] == [50, 100]
         kube.timings["retrain-good: canary requests judged at weight 50"] = \
@@ -158,7 +154,7 @@ def test_retrain_pod_promotes_a_good_candidate_and_rolls_back_a_bad_one(
     kube.timings["retrain-stale: stable fare MAE in Prometheus ($)"] = verdict["stable"]["mae_fare"]
     assert verdict["canary"]["mae_samples"] >= 100 and verdict["stable"]["mae_samples"] >= 100
     assert canary_values(kube)["stable"]["modelTag"] == candidate
-    assert canary_values(kube)["weight"] == 0 and champion_tag(kube) == candidate
+    assert canary_values(kube)["weight"] == 0 and champion_tag(kube, DEVSTACK_NS, NAME) == candidate
 
     # Every request of the ride app was answered, through both rollouts.
     kube.timings["retrain pods: predictions + feedback sent"] = load.result.sent

@@ -11,12 +11,11 @@ or the Service selector, which is what a rollout exercises.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 
-from tests.node.conftest import CHART, SERVICE, VALUES, image_sets, service_ip
+from tests.node.conftest import CHART, SERVICE, VALUES, champion_tag, image_sets, service_ip
 from tests.node.loadgen import Load, check_load
 
 pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
@@ -25,13 +24,7 @@ RATE = 120
 
 @pytest.fixture(scope="module")
 def model_tags(node_cluster, release) -> tuple[str, str]:
-    claim = node_cluster.get(release, "pvc", f"{SERVICE}-model-store")
-    volume = node_cluster.get("default", "pv", claim["spec"]["volumeName"])
-    champion = os.path.join(volume["spec"]["hostPath"]["path"], "bentoml", "taxi-serve",
-                            "champion.json")
-    with open(champion) as f:
-        tag = json.load(f)["tag"]
-    return "taxi_trip:champion", tag
+    return "taxi_trip:champion", champion_tag(node_cluster, release, SERVICE)
 
 
 def install(kube, namespace: str, name: str, refs, *sets: str) -> None:
